@@ -1,0 +1,353 @@
+"""Incidents: the record of a disruption, its timeline, its public updates and its SLA clock.
+
+Every change goes through ``incidents/workflow.py``; nothing here holds a business rule.
+"""
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from services.models import Priority, ServiceStatus
+
+
+class IncidentState(models.TextChoices):
+    NEW = "new", _("New")
+    ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+    ON_HOLD = "on_hold", _("On hold")
+    RESOLVED = "resolved", _("Resolved")
+    CLOSED = "closed", _("Closed")
+
+
+OPEN_STATES = (IncidentState.NEW, IncidentState.ACKNOWLEDGED, IncidentState.ON_HOLD)
+
+
+class Source(models.TextChoices):
+    ADMIN = "admin", _("Admin")
+    API = "api", _("API")
+    ALERT = "alert", _("Alert")
+    EMAIL = "email", _("Email")
+    PHONE = "phone", _("Phone")
+
+
+class PublicStatus(models.TextChoices):
+    INVESTIGATING = "investigating", _("Investigating")
+    IDENTIFIED = "identified", _("Identified")
+    MONITORING = "monitoring", _("Monitoring")
+    RESOLVED = "resolved", _("Resolved")
+
+
+class ResolutionCode(models.TextChoices):
+    FIXED = "fixed", _("Fixed")
+    WORKAROUND = "workaround", _("Workaround applied")
+    RESOLVED_BY_CALLER = "resolved_by_caller", _("Resolved by caller")
+    DUPLICATE = "duplicate", _("Duplicate")
+    NOT_REPRODUCIBLE = "not_reproducible", _("Not reproducible")
+    NO_FAULT = "no_fault", _("No fault found")
+
+
+class Level(models.IntegerChoices):
+    HIGH = 1, _("1 – High")
+    MEDIUM = 2, _("2 – Medium")
+    LOW = 3, _("3 – Low")
+
+
+class PriorityMatrixEntry(models.Model):
+    """One cell of the impact × urgency → priority matrix; staff may change it in the admin."""
+
+    impact = models.PositiveSmallIntegerField(_("impact"), choices=Level.choices)
+    urgency = models.PositiveSmallIntegerField(_("urgency"), choices=Level.choices)
+    priority = models.PositiveSmallIntegerField(_("priority"), choices=Priority.choices)
+
+    class Meta:
+        ordering = ["impact", "urgency"]
+        verbose_name = _("priority matrix entry")
+        verbose_name_plural = _("priority matrix")
+        constraints = [
+            models.UniqueConstraint(fields=["impact", "urgency"], name="unique_matrix_cell")
+        ]
+
+    def __str__(self):
+        return f"{self.impact}×{self.urgency} → P{self.priority}"
+
+
+class SlaTargetKind(models.TextChoices):
+    RESPONSE = "response", _("Response")
+    RESOLUTION = "resolution", _("Resolution")
+
+
+class Incident(models.Model):
+    title = models.CharField(_("title"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    state = models.CharField(
+        _("state"), max_length=16, choices=IncidentState.choices, default=IncidentState.NEW
+    )
+    impact = models.PositiveSmallIntegerField(
+        _("impact"), choices=Level.choices, default=Level.MEDIUM,
+        validators=[MinValueValidator(1), MaxValueValidator(3)],
+    )
+    urgency = models.PositiveSmallIntegerField(
+        _("urgency"), choices=Level.choices, default=Level.MEDIUM,
+        validators=[MinValueValidator(1), MaxValueValidator(3)],
+    )
+    priority = models.PositiveSmallIntegerField(
+        _("priority"), choices=Priority.choices, default=Priority.P3,
+        help_text=_("Derived from impact and urgency through the priority matrix."),
+    )
+    services = models.ManyToManyField(
+        "services.Service",
+        through="IncidentService",
+        related_name="incidents",
+        verbose_name=_("affected services"),
+    )
+    organization = models.ForeignKey(
+        "services.Organization", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="incidents", verbose_name=_("reporting organisation"),
+    )
+    contact = models.ForeignKey(
+        "services.Contact", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="incidents", verbose_name=_("reporting contact"),
+    )
+    source = models.CharField(
+        _("source"), max_length=16, choices=Source.choices, default=Source.ADMIN
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="assigned_incidents", verbose_name=_("assignee"),
+    )
+    assignment_group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="assigned_incidents", verbose_name=_("assignment group"),
+    )
+    is_major = models.BooleanField(_("major incident"), default=False)
+    commander = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="commanded_incidents", verbose_name=_("incident commander"),
+    )
+    communications_lead = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="communicated_incidents", verbose_name=_("communications lead"),
+    )
+    problem = models.ForeignKey(
+        "problems.Problem", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="incidents", verbose_name=_("problem"),
+    )
+    hold_reason = models.CharField(_("hold reason"), max_length=200, blank=True)
+    resolution_code = models.CharField(
+        _("resolution code"), max_length=32, choices=ResolutionCode.choices, blank=True
+    )
+    resolution_notes = models.TextField(_("resolution notes"), blank=True)
+    public_status = models.CharField(
+        _("public status"), max_length=16, choices=PublicStatus.choices, blank=True,
+        help_text=_("The status of the latest public update; empty while unpublished."),
+    )
+    published_at = models.DateTimeField(_("published"), null=True, blank=True)
+
+    opened_at = models.DateTimeField(_("opened"), default=timezone.now, db_index=True)
+    acknowledged_at = models.DateTimeField(_("acknowledged"), null=True, blank=True)
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
+
+    # The SLA clock. Targets are copied from the policy when computed so the record shows the
+    # promise that applied; deadlines are stored so the sweep and the admin read columns.
+    sla_policy = models.ForeignKey(
+        "services.SlaPolicy", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="incidents", verbose_name=_("SLA policy"),
+    )
+    response_target = models.DurationField(_("response target"), null=True, blank=True)
+    resolution_target = models.DurationField(_("resolution target"), null=True, blank=True)
+    response_due_at = models.DateTimeField(_("response due"), null=True, blank=True)
+    resolve_due_at = models.DateTimeField(_("resolution due"), null=True, blank=True)
+    response_breached_at = models.DateTimeField(_("response breached"), null=True, blank=True)
+    resolve_breached_at = models.DateTimeField(_("resolution breached"), null=True, blank=True)
+    # The earliest instant the sweep has something to do (a warning or a breach); NULL when
+    # nothing is left. Indexed only over open incidents, see Meta.
+    next_sla_check_at = models.DateTimeField(_("next SLA check"), null=True, blank=True)
+
+    version = models.PositiveIntegerField(_("version"), default=1)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["priority", "resolve_due_at"]
+        verbose_name = _("incident")
+        verbose_name_plural = _("incidents")
+        indexes = [
+            # The sweep: cost grows with what is due, not with what is open.
+            models.Index(
+                fields=["next_sla_check_at"],
+                name="incident_sla_due_idx",
+                condition=models.Q(
+                    state__in=["new", "acknowledged", "on_hold"], next_sla_check_at__isnull=False
+                ),
+            ),
+            # The admin's default ordering over open work.
+            models.Index(fields=["priority", "resolve_due_at"], name="incident_queue_idx"),
+            models.Index(fields=["state", "priority"], name="incident_state_idx"),
+        ]
+        permissions = [("work_incident", _("Can work incidents (transitions)"))]
+
+    def __str__(self):
+        return f"{self.reference} {self.title}"
+
+    @property
+    def reference(self):
+        return format_reference(self.pk)
+
+    @property
+    def is_open(self):
+        return self.state in OPEN_STATES
+
+
+REFERENCE_PREFIX = "INC-"
+
+
+def format_reference(pk):
+    return f"{REFERENCE_PREFIX}{pk:06d}" if pk else f"{REFERENCE_PREFIX}new"
+
+
+def parse_reference(text):
+    """The incident id in ``INC-000123``, ``inc-123`` or ``123``; None if it is not one."""
+    text = text.strip().upper()
+    if text.startswith(REFERENCE_PREFIX):
+        text = text[len(REFERENCE_PREFIX):]
+    return int(text) if text.isdigit() and len(text) < 19 else None
+
+
+class IncidentService(models.Model):
+    """A service the incident affects, and the status it causes there."""
+
+    incident = models.ForeignKey(
+        Incident, on_delete=models.CASCADE, related_name="affected", verbose_name=_("incident")
+    )
+    service = models.ForeignKey(
+        "services.Service", on_delete=models.CASCADE, related_name="incident_links",
+        verbose_name=_("service"),
+    )
+    status = models.CharField(
+        _("caused status"), max_length=32, choices=ServiceStatus.choices,
+        default=ServiceStatus.PARTIAL_OUTAGE,
+    )
+
+    class Meta:
+        verbose_name = _("affected service")
+        verbose_name_plural = _("affected services")
+        constraints = [
+            models.UniqueConstraint(fields=["incident", "service"], name="unique_incident_service")
+        ]
+
+    def __str__(self):
+        return f"{self.service}: {self.get_status_display()}"
+
+
+class IncidentPause(models.Model):
+    """A period the SLA clock did not run: on hold, or resolved until a reopen."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="pauses")
+    started_at = models.DateTimeField(_("from"))
+    ended_at = models.DateTimeField(_("to"), null=True, blank=True)
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["started_at"]
+        verbose_name = _("SLA pause")
+        verbose_name_plural = _("SLA pauses")
+
+
+class EventKind(models.TextChoices):
+    CREATED = "created", _("Created")
+    ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+    ASSIGNED = "assigned", _("Assigned")
+    PRIORITY_CHANGED = "priority_changed", _("Priority changed")
+    HELD = "held", _("Put on hold")
+    RESUMED = "resumed", _("Resumed")
+    UPDATE_POSTED = "update_posted", _("Update posted")
+    RESOLVED = "resolved", _("Resolved")
+    CLOSED = "closed", _("Closed")
+    REOPENED = "reopened", _("Reopened")
+    EDITED = "edited", _("Edited")
+    SERVICES_CHANGED = "services_changed", _("Affected services changed")
+    MAJOR_CHANGED = "major_changed", _("Major incident changed")
+    PROBLEM_LINKED = "problem_linked", _("Linked to problem")
+    SLA_WARNING = "sla_warning", _("SLA warning")
+    SLA_BREACHED = "sla_breached", _("SLA breached")
+
+
+class IncidentEvent(models.Model):
+    """One line of the timeline: who did what, when, from what to what."""
+
+    incident = models.ForeignKey(
+        Incident, on_delete=models.CASCADE, related_name="events", verbose_name=_("incident")
+    )
+    at = models.DateTimeField(_("at"), default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", verbose_name=_("actor"),
+    )
+    kind = models.CharField(_("kind"), max_length=32, choices=EventKind.choices)
+    old_value = models.JSONField(_("from"), null=True, blank=True)
+    new_value = models.JSONField(_("to"), null=True, blank=True)
+    note = models.TextField(_("note"), blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name = _("timeline event")
+        verbose_name_plural = _("timeline")
+        indexes = [models.Index(fields=["incident", "at"], name="incident_event_idx")]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.get_kind_display()}"
+
+
+class IncidentUpdate(models.Model):
+    """A work note (internal) or a public update customers see."""
+
+    incident = models.ForeignKey(
+        Incident, on_delete=models.CASCADE, related_name="updates", verbose_name=_("incident")
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", verbose_name=_("author"),
+    )
+    created_at = models.DateTimeField(_("posted"), default=timezone.now)
+    is_public = models.BooleanField(_("public"), default=False)
+    public_status = models.CharField(
+        _("public status"), max_length=16, choices=PublicStatus.choices, blank=True
+    )
+    body = models.TextField(_("message"))
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("update")
+        verbose_name_plural = _("updates")
+        indexes = [models.Index(fields=["incident", "created_at"], name="incident_update_idx")]
+
+    def __str__(self):
+        kind = _("public update") if self.is_public else _("work note")
+        return f"{kind} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class SlaSignal(models.Model):
+    """A warning or breach already raised. The unique constraint makes each one happen once
+    per incident, target and threshold, whatever number of sweeps race for it."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="sla_signals")
+    target = models.CharField(_("target"), max_length=16, choices=SlaTargetKind.choices)
+    # Per mille of the target: 750 and 900 are warnings, 1000 is the breach.
+    threshold = models.PositiveSmallIntegerField(_("threshold (‰)"))
+    due_at = models.DateTimeField(_("crossed at"))
+    raised_at = models.DateTimeField(_("raised"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("SLA signal")
+        verbose_name_plural = _("SLA signals")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "target", "threshold"], name="unique_sla_signal"
+            )
+        ]
+
+    @property
+    def is_breach(self):
+        return self.threshold >= 1000

@@ -1,0 +1,148 @@
+"""The outbox: every message itsm sends is a row here first, written in the same transaction as
+the change that caused it. Workers claim rows with a lease, send, then mark them sent."""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class EventKind(models.TextChoices):
+    INCIDENT_PUBLISHED = "incident_published", _("Incident published")
+    INCIDENT_UPDATED = "incident_updated", _("Incident updated")
+    INCIDENT_RESOLVED = "incident_resolved", _("Incident resolved")
+    MAINTENANCE_SCHEDULED = "maintenance_scheduled", _("Maintenance scheduled")
+    MAINTENANCE_STARTED = "maintenance_started", _("Maintenance started")
+    MAINTENANCE_COMPLETED = "maintenance_completed", _("Maintenance completed")
+    SLA_WARNING = "sla_warning", _("SLA warning")
+    SLA_BREACH = "sla_breach", _("SLA breach")
+    ESCALATION = "escalation", _("Escalation")
+    ASSIGNMENT = "assignment", _("Assignment")
+
+
+class NotificationEvent(models.Model):
+    """One thing worth telling people about. Its ``payload`` holds what the templates need, so
+    a fan-out to 100,000 recipients writes small rows and renders once per language."""
+
+    kind = models.CharField(_("kind"), max_length=32, choices=EventKind.choices)
+    # Unique so that the same happening (a retried request, two racing sweeps) makes one event.
+    key = models.CharField(_("key"), max_length=200, unique=True)
+    incident = models.ForeignKey(
+        "incidents.Incident",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notification_events",
+        verbose_name=_("incident"),
+    )
+    maintenance = models.ForeignKey(
+        "services.MaintenanceWindow",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notification_events",
+        verbose_name=_("maintenance"),
+    )
+    payload = models.JSONField(_("payload"), default=dict)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("notification event")
+        verbose_name_plural = _("notification events")
+
+    def __str__(self):
+        return f"{self.get_kind_display()} ({self.key})"
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class Notification(models.Model):
+    """One message to one recipient on one channel for one event."""
+
+    event = models.ForeignKey(
+        NotificationEvent,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        verbose_name=_("event"),
+    )
+    channel = models.CharField(_("channel"), max_length=16)
+    # Who, as a stable key: "contact:12", "user:3", "subscription:7", "email:ops@example.com".
+    # Unique with the event and channel: a contact reached by two paths gets one message.
+    recipient_key = models.CharField(_("recipient"), max_length=254)
+    contact = models.ForeignKey(
+        "services.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        verbose_name=_("contact"),
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        verbose_name=_("staff user"),
+    )
+    subscription = models.ForeignKey(
+        "services.Subscription",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        verbose_name=_("subscription"),
+    )
+    address = models.CharField(_("address"), max_length=500)  # email address or webhook URL
+    language = models.CharField(_("language"), max_length=5, default="en")
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=NotificationStatus.choices,
+        default=NotificationStatus.PENDING,
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
+    lease_expires_at = models.DateTimeField(_("lease expires"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "recipient_key", "channel"], name="unique_notification"
+            )
+        ]
+        indexes = [
+            # Workers and the outbox sweep look only at unfinished rows.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="notification_due_idx",
+                condition=models.Q(status__in=["pending", "sending"]),
+            ),
+            models.Index(fields=["event", "status"], name="notification_event_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.channel} → {self.address} ({self.status})"
+
+    @property
+    def message_id(self):
+        """Deterministic per notification: a resend carries the same id, so a receiver can
+        drop the duplicate, and no two notifications ever share one."""
+        return f"<itsm.{self.event_id}.{self.pk}@{settings.MESSAGE_ID_DOMAIN}>"
+
+    @property
+    def webhook_id(self):
+        return f"msg_itsm_{self.event_id}_{self.pk}"

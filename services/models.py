@@ -1,0 +1,589 @@
+"""The service catalog: services and their dependencies, customers, subscriptions, SLA policies,
+business calendars and maintenance windows."""
+
+import datetime as dt
+import zoneinfo
+
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class ServiceStatus(models.TextChoices):
+    """Atlassian Statuspage's component status, ordered from best to worst."""
+
+    OPERATIONAL = "operational", _("Operational")
+    DEGRADED_PERFORMANCE = "degraded_performance", _("Degraded performance")
+    PARTIAL_OUTAGE = "partial_outage", _("Partial outage")
+    MAJOR_OUTAGE = "major_outage", _("Major outage")
+    UNDER_MAINTENANCE = "under_maintenance", _("Under maintenance")
+
+
+# How bad each status is, for "the worst status wins". Maintenance ranks above degraded
+# performance but below any outage: an outage during maintenance is still an outage.
+STATUS_SEVERITY = {
+    ServiceStatus.OPERATIONAL: 0,
+    ServiceStatus.DEGRADED_PERFORMANCE: 1,
+    ServiceStatus.UNDER_MAINTENANCE: 2,
+    ServiceStatus.PARTIAL_OUTAGE: 3,
+    ServiceStatus.MAJOR_OUTAGE: 4,
+}
+
+
+def worst_status(statuses):
+    """The worst of some statuses, ``operational`` when there are none."""
+    return max(statuses, key=lambda s: STATUS_SEVERITY[s], default=ServiceStatus.OPERATIONAL)
+
+
+class Criticality(models.IntegerChoices):
+    CRITICAL = 1, _("Critical")
+    HIGH = 2, _("High")
+    MEDIUM = 3, _("Medium")
+    LOW = 4, _("Low")
+
+
+class Priority(models.IntegerChoices):
+    P1 = 1, "P1"
+    P2 = 2, "P2"
+    P3 = 3, "P3"
+    P4 = 4, "P4"
+    P5 = 5, "P5"
+
+
+class Language(models.TextChoices):
+    EN = "en", _("English")
+    RO = "ro", _("Romanian")
+
+
+class ServiceGroup(models.Model):
+    """A heading on the status page ("Payments", "Infrastructure")."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    display_order = models.PositiveIntegerField(_("display order"), default=0)
+
+    class Meta:
+        ordering = ["display_order", "name"]
+        verbose_name = _("service group")
+        verbose_name_plural = _("service groups")
+
+    def __str__(self):
+        return self.name
+
+
+class Service(models.Model):
+    name = models.CharField(_("name"), max_length=120)
+    slug = models.SlugField(_("slug"), max_length=120, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    group = models.ForeignKey(
+        ServiceGroup,
+        verbose_name=_("group"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="services",
+    )
+    is_public = models.BooleanField(
+        _("public"), default=True, help_text=_("Shown on the public status page.")
+    )
+    owner_team = models.ForeignKey(
+        Group,
+        verbose_name=_("owner team"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_services",
+    )
+    criticality = models.PositiveSmallIntegerField(
+        _("criticality"), choices=Criticality.choices, default=Criticality.MEDIUM
+    )
+    display_order = models.PositiveIntegerField(_("display order"), default=0)
+    status = models.CharField(
+        _("current status"),
+        max_length=32,
+        choices=ServiceStatus.choices,
+        default=ServiceStatus.OPERATIONAL,
+        help_text=_("Derived from open incidents and maintenance unless pinned by staff."),
+    )
+    status_pinned = models.BooleanField(
+        _("status pinned"),
+        default=False,
+        help_text=_("Keep the status set by staff; incidents and maintenance do not change it."),
+    )
+    default_sla_policy = models.ForeignKey(
+        "SlaPolicy",
+        verbose_name=_("default SLA policy"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="services",
+    )
+    dependencies = models.ManyToManyField(
+        "self",
+        through="ServiceDependency",
+        through_fields=("service", "depends_on"),
+        symmetrical=False,
+        related_name="dependents",
+        blank=True,
+        verbose_name=_("depends on"),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["display_order", "name"]
+        verbose_name = _("service")
+        verbose_name_plural = _("services")
+
+    def __str__(self):
+        return self.name
+
+
+class ServiceDependency(models.Model):
+    """``service`` depends on ``depends_on``: when ``depends_on`` is hurt, so is ``service``."""
+
+    service = models.ForeignKey(
+        Service, on_delete=models.CASCADE, related_name="dependency_links", verbose_name=_("service")
+    )
+    depends_on = models.ForeignKey(
+        Service,
+        on_delete=models.CASCADE,
+        related_name="dependent_links",
+        verbose_name=_("depends on"),
+    )
+
+    class Meta:
+        verbose_name = _("service dependency")
+        verbose_name_plural = _("service dependencies")
+        constraints = [
+            models.UniqueConstraint(fields=["service", "depends_on"], name="unique_dependency"),
+            models.CheckConstraint(
+                condition=~models.Q(service=models.F("depends_on")), name="no_self_dependency"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.service} → {self.depends_on}"
+
+    def clean(self):
+        from services.graph import would_create_cycle
+
+        if self.service_id and self.depends_on_id:
+            if self.service_id == self.depends_on_id:
+                raise ValidationError({"depends_on": _("A service cannot depend on itself.")})
+            if would_create_cycle(self.service_id, self.depends_on_id):
+                raise ValidationError(
+                    {
+                        "depends_on": _(
+                            "%(target)s already depends on %(service)s, directly or through "
+                            "other services; this dependency would make a cycle."
+                        )
+                        % {"target": self.depends_on, "service": self.service}
+                    }
+                )
+
+
+class Organization(models.Model):
+    """A customer."""
+
+    name = models.CharField(_("name"), max_length=150, unique=True)
+    slug = models.SlugField(_("slug"), max_length=150, unique=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("organisation")
+        verbose_name_plural = _("organisations")
+
+    def __str__(self):
+        return self.name
+
+
+class Contact(models.Model):
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="contacts",
+        verbose_name=_("organisation"),
+    )
+    name = models.CharField(_("name"), max_length=150)
+    email = models.EmailField(_("email"))
+    language = models.CharField(
+        _("preferred language"), max_length=5, choices=Language.choices, default=Language.EN
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization__name", "name"]
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "email"], name="unique_contact_email_per_org"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.name} <{self.email}>"
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", _("Email")
+    WEBHOOK = "webhook", _("Webhook")
+
+
+class Subscription(models.Model):
+    """A contact, or a whole organisation (all its active contacts), subscribed to a service
+    on a channel. A webhook subscription carries its URL and its own signing secret."""
+
+    service = models.ForeignKey(
+        Service, on_delete=models.CASCADE, related_name="subscriptions", verbose_name=_("service")
+    )
+    contact = models.ForeignKey(
+        Contact,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="subscriptions",
+        verbose_name=_("contact"),
+    )
+    organization = models.ForeignKey(
+        Organization,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="subscriptions",
+        verbose_name=_("organisation"),
+    )
+    channel = models.CharField(
+        _("channel"), max_length=16, choices=Channel.choices, default=Channel.EMAIL
+    )
+    webhook_url = models.URLField(_("webhook URL"), max_length=500, blank=True)
+    webhook_secret = models.CharField(
+        _("webhook signing secret"),
+        max_length=80,
+        blank=True,
+        help_text=_("Standard Webhooks secret (whsec_…); generated when left empty."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("subscription")
+        verbose_name_plural = _("subscriptions")
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(contact__isnull=False, organization__isnull=True)
+                    | models.Q(contact__isnull=True, organization__isnull=False)
+                ),
+                name="subscription_contact_xor_organization",
+            ),
+            models.UniqueConstraint(
+                fields=["service", "contact", "channel", "webhook_url"],
+                condition=models.Q(contact__isnull=False),
+                name="unique_contact_subscription",
+            ),
+            models.UniqueConstraint(
+                fields=["service", "organization", "channel", "webhook_url"],
+                condition=models.Q(organization__isnull=False),
+                name="unique_organization_subscription",
+            ),
+        ]
+        indexes = [models.Index(fields=["service", "is_active"])]
+
+    def __str__(self):
+        who = self.contact or self.organization
+        return f"{who} → {self.service} ({self.get_channel_display()})"
+
+    def clean(self):
+        if bool(self.contact_id) == bool(self.organization_id):
+            raise ValidationError(_("Choose either a contact or an organisation, not both."))
+        if self.channel == Channel.WEBHOOK and not self.webhook_url:
+            raise ValidationError({"webhook_url": _("A webhook subscription needs a URL.")})
+        if self.channel == Channel.EMAIL and self.webhook_url:
+            raise ValidationError({"webhook_url": _("Only webhook subscriptions have a URL.")})
+
+    def save(self, *args, **kwargs):
+        if self.channel == Channel.WEBHOOK and not self.webhook_secret:
+            import base64
+            import secrets
+
+            self.webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        super().save(*args, **kwargs)
+
+
+def validate_time_zone(value):
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(_("%(value)s is not an IANA time zone."), params={"value": value})
+
+
+class BusinessCalendar(models.Model):
+    """When the SLA clock runs: a time zone, weekly hours and holidays, or 24×7."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    time_zone = models.CharField(
+        _("time zone"), max_length=64, default="UTC", validators=[validate_time_zone]
+    )
+    is_24x7 = models.BooleanField(
+        _("24×7"), default=False, help_text=_("Every instant counts; hours and holidays ignored.")
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("business calendar")
+        verbose_name_plural = _("business calendars")
+
+    def __str__(self):
+        return self.name
+
+    def to_calendar(self, hours=None, holidays=None):
+        """The plain ``incidents.sla.Calendar`` value the SLA maths works on.
+
+        ``hours`` and ``holidays`` may be passed when already fetched (prefetch), to save
+        queries in the sweep."""
+        from incidents.sla import Calendar
+
+        if self.is_24x7:
+            return Calendar.twenty_four_seven(self.time_zone)
+        hours = list(self.hours.all()) if hours is None else hours
+        holidays = list(self.holidays.all()) if holidays is None else holidays
+        weekly = [[] for _ in range(7)]
+        for h in hours:
+            weekly[h.weekday].append((_minutes(h.opens_at), _minutes(h.closes_at, end=True)))
+        return Calendar(
+            tz=self.time_zone,
+            weekly=tuple(tuple(sorted(day)) for day in weekly),
+            holidays=frozenset(h.date for h in holidays),
+        )
+
+
+def _minutes(t, end=False):
+    minutes = t.hour * 60 + t.minute
+    # A window closing at 00:00 means "until the end of the day" (24:00).
+    return 1440 if end and minutes == 0 else minutes
+
+
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, _("Monday")
+    TUESDAY = 1, _("Tuesday")
+    WEDNESDAY = 2, _("Wednesday")
+    THURSDAY = 3, _("Thursday")
+    FRIDAY = 4, _("Friday")
+    SATURDAY = 5, _("Saturday")
+    SUNDAY = 6, _("Sunday")
+
+
+class BusinessHours(models.Model):
+    """One working window on a weekday, in the calendar's wall-clock time. A window closing at
+    00:00 runs to the end of the day (24:00)."""
+
+    calendar = models.ForeignKey(
+        BusinessCalendar, on_delete=models.CASCADE, related_name="hours", verbose_name=_("calendar")
+    )
+    weekday = models.PositiveSmallIntegerField(_("weekday"), choices=Weekday.choices)
+    opens_at = models.TimeField(_("opens at"))
+    closes_at = models.TimeField(_("closes at"), help_text=_("00:00 means end of day (24:00)."))
+
+    class Meta:
+        ordering = ["calendar", "weekday", "opens_at"]
+        verbose_name = _("business hours")
+        verbose_name_plural = _("business hours")
+
+    def __str__(self):
+        return f"{self.get_weekday_display()} {self.opens_at:%H:%M}–{self.closes_at:%H:%M}"
+
+    def clean(self):
+        if self.opens_at is None or self.closes_at is None:
+            return
+        close = _minutes(self.closes_at, end=True)
+        if _minutes(self.opens_at) >= close:
+            raise ValidationError(
+                {"closes_at": _("The window must close after it opens (00:00 = end of day).")}
+            )
+
+
+class Holiday(models.Model):
+    calendar = models.ForeignKey(
+        BusinessCalendar,
+        on_delete=models.CASCADE,
+        related_name="holidays",
+        verbose_name=_("calendar"),
+    )
+    date = models.DateField(_("date"))
+    name = models.CharField(_("name"), max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["calendar", "date"]
+        verbose_name = _("holiday")
+        verbose_name_plural = _("holidays")
+        constraints = [
+            models.UniqueConstraint(fields=["calendar", "date"], name="unique_holiday_per_calendar")
+        ]
+
+    def __str__(self):
+        return f"{self.date:%Y-%m-%d} {self.name}".strip()
+
+
+class SlaPolicy(models.Model):
+    """Response and resolution targets per priority, measured on a business calendar."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    calendar = models.ForeignKey(
+        BusinessCalendar,
+        on_delete=models.PROTECT,
+        related_name="policies",
+        verbose_name=_("business calendar"),
+    )
+    is_default = models.BooleanField(
+        _("global default"),
+        default=False,
+        help_text=_("Used for services that have neither a contract nor a default policy."),
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("SLA policy")
+        verbose_name_plural = _("SLA policies")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=models.Q(is_default=True),
+                name="one_global_default_sla_policy",
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class SlaTarget(models.Model):
+    policy = models.ForeignKey(
+        SlaPolicy, on_delete=models.CASCADE, related_name="targets", verbose_name=_("policy")
+    )
+    priority = models.PositiveSmallIntegerField(_("priority"), choices=Priority.choices)
+    response_target = models.DurationField(
+        _("response target"),
+        validators=[MinValueValidator(dt.timedelta(0))],
+        help_text=_("Business time to acknowledge, e.g. 00:15:00."),
+    )
+    resolution_target = models.DurationField(
+        _("resolution target"),
+        validators=[MinValueValidator(dt.timedelta(0))],
+        help_text=_("Business time to resolve, e.g. 04:00:00 or '2 00:00:00' for two days."),
+    )
+
+    class Meta:
+        ordering = ["policy", "priority"]
+        verbose_name = _("SLA target")
+        verbose_name_plural = _("SLA targets")
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "priority"], name="unique_target_priority")
+        ]
+
+    def __str__(self):
+        return f"{self.policy} P{self.priority}"
+
+    def clean(self):
+        if (
+            self.response_target is not None
+            and self.resolution_target is not None
+            and self.response_target > self.resolution_target
+        ):
+            raise ValidationError(
+                {"response_target": _("The response target cannot exceed the resolution target.")}
+            )
+
+
+class Contract(models.Model):
+    """An organisation's own SLA policy for one service; it overrides the service default."""
+
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="contracts",
+        verbose_name=_("organisation"),
+    )
+    service = models.ForeignKey(
+        Service, on_delete=models.CASCADE, related_name="contracts", verbose_name=_("service")
+    )
+    sla_policy = models.ForeignKey(
+        SlaPolicy, on_delete=models.PROTECT, related_name="contracts", verbose_name=_("SLA policy")
+    )
+
+    class Meta:
+        verbose_name = _("contract")
+        verbose_name_plural = _("contracts")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "service"], name="one_contract_per_org_service"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.organization} / {self.service}: {self.sla_policy}"
+
+
+class MaintenanceStatus(models.TextChoices):
+    SCHEDULED = "scheduled", _("Scheduled")
+    IN_PROGRESS = "in_progress", _("In progress")
+    COMPLETED = "completed", _("Completed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class MaintenanceWindow(models.Model):
+    title = models.CharField(_("title"), max_length=200)
+    services = models.ManyToManyField(
+        Service, related_name="maintenance_windows", verbose_name=_("affected services")
+    )
+    scheduled_start = models.DateTimeField(_("scheduled start"))
+    scheduled_end = models.DateTimeField(_("scheduled end"))
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=MaintenanceStatus.choices,
+        default=MaintenanceStatus.SCHEDULED,
+    )
+    public_description = models.TextField(_("public description"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-scheduled_start"]
+        verbose_name = _("maintenance window")
+        verbose_name_plural = _("maintenance windows")
+        indexes = [models.Index(fields=["status", "scheduled_start"])]
+
+    def __str__(self):
+        return self.title
+
+    def clean(self):
+        if self.scheduled_start and self.scheduled_end and self.scheduled_end <= self.scheduled_start:
+            raise ValidationError({"scheduled_end": _("The end must be after the start.")})
+
+
+class Team(models.Model):
+    """What the desk needs to know about a team (a Django ``Group``): where to reach it, and
+    who is told when its work breaches an SLA."""
+
+    group = models.OneToOneField(
+        Group, on_delete=models.CASCADE, related_name="team", verbose_name=_("group")
+    )
+    email = models.EmailField(_("team email"), blank=True)
+    escalation_contact = models.ForeignKey(
+        "auth.User",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="escalation_for",
+        verbose_name=_("escalation contact"),
+    )
+
+    class Meta:
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
+
+    def __str__(self):
+        return str(self.group)
