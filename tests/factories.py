@@ -1,0 +1,99 @@
+"""factory_boy factories shared by the whole suite."""
+
+import datetime as dt
+
+import factory
+from django.contrib.auth.models import Group, User
+
+from services import models as catalog
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ["username"]
+
+    username = factory.Sequence(lambda n: f"agent{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@desk.example.com")
+    is_staff = True
+    password = factory.django.Password("pw-for-tests")
+
+
+class GroupFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Group
+        django_get_or_create = ["name"]
+
+    name = factory.Sequence(lambda n: f"Team {n}")
+
+
+class ServiceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = catalog.Service
+
+    name = factory.Sequence(lambda n: f"Service {n}")
+    slug = factory.Sequence(lambda n: f"service-{n}")
+
+
+class OrganizationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = catalog.Organization
+
+    name = factory.Sequence(lambda n: f"Customer {n}")
+    slug = factory.Sequence(lambda n: f"customer-{n}")
+
+
+class ContactFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = catalog.Contact
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Contact {n}")
+    email = factory.Sequence(lambda n: f"contact{n}@customer.example.com")
+
+
+class SubscriptionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = catalog.Subscription
+
+    service = factory.SubFactory(ServiceFactory)
+    contact = factory.SubFactory(ContactFactory)
+
+
+class CalendarFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = catalog.BusinessCalendar
+
+    name = factory.Sequence(lambda n: f"Calendar {n}")
+    time_zone = "UTC"
+    is_24x7 = True
+
+
+def office_calendar(name="Office hours", time_zone="Europe/Bucharest", holidays=()):
+    """Mon–Fri 09:00–17:00 in ``time_zone``."""
+    calendar = catalog.BusinessCalendar.objects.create(
+        name=name, time_zone=time_zone, is_24x7=False
+    )
+    for weekday in range(5):
+        calendar.hours.create(weekday=weekday, opens_at=dt.time(9), closes_at=dt.time(17))
+    for day in holidays:
+        calendar.holidays.create(date=day)
+    return calendar
+
+
+def sla_policy(name=None, calendar=None, targets=None, is_default=False):
+    """A policy with ``targets`` = {priority: (response, resolution)}; every priority gets
+    15 min / 4 h unless given."""
+    calendar = calendar or CalendarFactory()
+    policy = catalog.SlaPolicy.objects.create(
+        name=name or f"Policy for {calendar.name}", calendar=calendar, is_default=is_default
+    )
+    targets = targets or {}
+    for priority in range(1, 6):
+        response, resolution = targets.get(
+            priority, (dt.timedelta(minutes=15), dt.timedelta(hours=4))
+        )
+        policy.targets.create(
+            priority=priority, response_target=response, resolution_target=resolution
+        )
+    return policy
