@@ -6,4 +6,5 @@ app_name = "statuspage"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
 ]

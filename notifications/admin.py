@@ -1,0 +1,194 @@
+"""The outbox in the admin: events with their counts per status, notifications with their
+errors and a retry action, and a preview of the email a public update would send."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from notifications.delivery import retry_notifications
+from notifications.models import EmailOptOut, Notification, NotificationEvent, NotificationStatus
+from services.models import Language
+
+
+@admin.register(NotificationEvent)
+class NotificationEventAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "kind",
+        "key",
+        "incident",
+        *[f"n_{s}" for s in NotificationStatus.values],
+    ]
+    list_filter = ["kind"]
+    search_fields = ["key"]
+    list_select_related = ["incident"]
+    raw_id_fields = ["incident", "maintenance"]
+    readonly_fields = ["kind", "key", "incident", "maintenance", "payload", "created_at", "counts"]
+    show_full_result_count = False
+    date_hierarchy = "created_at"
+
+    def get_queryset(self, request):
+        counts = {
+            f"n_{status}": Count("notifications", filter=Q(notifications__status=status))
+            for status in NotificationStatus.values
+        }
+        return super().get_queryset(request).annotate(**counts)
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description=_("per status"))
+    def counts(self, obj):
+        url = reverse("admin:notifications_notification_changelist")
+        return format_html(
+            " · ".join(
+                f'<a href="{url}?event__id__exact={obj.pk}&status__exact={status}">'
+                f"{label}: {getattr(obj, f'n_{status}', 0)}</a>"
+                for status, label in NotificationStatus.choices
+            )
+        )
+
+
+def _count_column(status, label):
+    def column(self, obj):
+        return getattr(obj, f"n_{status}", 0)
+
+    column.short_description = label
+    column.admin_order_field = f"n_{status}"
+    return column
+
+
+for _status, _label in NotificationStatus.choices:
+    setattr(NotificationEventAdmin, f"n_{_status}", _count_column(_status, _label))
+
+
+class PreviewForm(forms.Form):
+    incident = forms.IntegerField(label=_("incident id"))
+    public_status = forms.ChoiceField(
+        label=_("public status"),
+        choices=[
+            ("investigating", _("Investigating")),
+            ("identified", _("Identified")),
+            ("monitoring", _("Monitoring")),
+            ("resolved", _("Resolved")),
+        ],
+    )
+    language = forms.ChoiceField(label=_("language"), choices=Language.choices)
+    body = forms.CharField(label=_("message"), widget=forms.Textarea)
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "event_kind",
+        "channel",
+        "address",
+        "language",
+        "status",
+        "attempts",
+        "sent_at",
+        "short_error",
+    ]
+    list_filter = ["status", "channel", "event__kind"]
+    search_fields = ["=address", "recipient_key"]
+    list_select_related = ["event"]
+    raw_id_fields = ["event", "contact", "user", "subscription"]
+    readonly_fields = [
+        "event",
+        "channel",
+        "recipient_key",
+        "contact",
+        "user",
+        "subscription",
+        "address",
+        "language",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "lease_expires_at",
+        "created_at",
+        "sent_at",
+        "last_error",
+        "message_id",
+    ]
+    show_full_result_count = False
+    actions = ["retry"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description=_("event"), ordering="event__kind")
+    def event_kind(self, obj):
+        return obj.event.get_kind_display()
+
+    @admin.display(description=_("error"))
+    def short_error(self, obj):
+        return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
+
+    @admin.action(description=_("Retry the selected failed notifications"))
+    def retry(self, request, queryset):
+        count = retry_notifications(queryset)
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d notification will be sent again.",
+                "%(count)d notifications will be sent again.",
+                count,
+            )
+            % {"count": count},
+            messages.SUCCESS if count else messages.WARNING,
+        )
+
+    def get_urls(self):
+        urls = [
+            path(
+                "preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="notifications_notification_preview",
+            )
+        ]
+        return urls + super().get_urls()
+
+    def preview_view(self, request):
+        """The email a public update would send, rendered exactly, nothing written."""
+        from incidents.models import Incident
+        from notifications.rendering import render_preview
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = PreviewForm(request.POST or request.GET or None)
+        preview = None
+        if form.is_valid():
+            incident = Incident.objects.filter(pk=form.cleaned_data["incident"]).first()
+            if incident is None:
+                form.add_error("incident", _("No such incident."))
+            else:
+                preview = render_preview(
+                    incident,
+                    form.cleaned_data["body"],
+                    form.cleaned_data["public_status"],
+                    form.cleaned_data["language"],
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Preview a notification"),
+            "form": form,
+            "preview": preview,
+        }
+        return TemplateResponse(request, "notifications/admin/preview.html", context)
+
+
+@admin.register(EmailOptOut)
+class EmailOptOutAdmin(admin.ModelAdmin):
+    list_display = ["contact", "created_at"]
+    search_fields = ["contact__email"]
+    raw_id_fields = ["contact"]
+    list_select_related = ["contact"]

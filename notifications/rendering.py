@@ -1,0 +1,74 @@
+"""What a message says: subject, plain text and HTML, rendered from templates in the
+recipient's language. Rendered once per event and language; the per-recipient unsubscribe link
+is put in afterwards, so 100,000 recipients cost a few renders, not 100,000."""
+
+from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from notifications.models import EventKind
+from notifications.outbox import INCIDENT_KINDS, MAINTENANCE_KINDS, incident_payload
+
+# Stands in for the recipient's unsubscribe URL until the message is addressed. Only URL-safe
+# characters, so it survives HTML escaping unchanged.
+UNSUBSCRIBE_PLACEHOLDER = "ITSM-UNSUBSCRIBE-URL-PLACEHOLDER"
+
+
+def _headings():
+    return {
+        EventKind.INCIDENT_PUBLISHED: _("We are investigating a problem"),
+        EventKind.INCIDENT_UPDATED: _("Incident update"),
+        EventKind.INCIDENT_RESOLVED: _("Incident resolved"),
+        EventKind.MAINTENANCE_SCHEDULED: _("Maintenance scheduled"),
+        EventKind.MAINTENANCE_STARTED: _("Maintenance started"),
+        EventKind.MAINTENANCE_COMPLETED: _("Maintenance completed"),
+    }
+
+
+def _status_labels():
+    return {
+        "investigating": _("Investigating"),
+        "identified": _("Identified"),
+        "monitoring": _("Monitoring"),
+        "resolved": _("Resolved"),
+    }
+
+
+def render_email(kind, payload, language, *, unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER):
+    """(subject, text, html) for one event in one language."""
+    with translation.override(language):
+        if kind in INCIDENT_KINDS or kind in MAINTENANCE_KINDS:
+            context = {
+                "kind": kind,
+                "p": payload,
+                "heading": _headings()[kind],
+                "is_incident": kind in INCIDENT_KINDS,
+                "status_label": _status_labels().get(payload.get("public_status", ""), ""),
+                "unsubscribe_url": unsubscribe_url,
+                "language": language,
+            }
+            prefix = "notifications/email/customer"
+        else:
+            context = {"kind": kind, "p": payload, "language": language}
+            prefix = "notifications/email/staff"
+        subject = render_to_string(f"{prefix}_subject.txt", context)
+        text = render_to_string(f"{prefix}.txt", context)
+        html = render_to_string(f"{prefix}.html", context)
+    # A header must be one line.
+    subject = " ".join(subject.split())
+    return subject, text, html
+
+
+def render_preview(incident, body, public_status, language):
+    """The email a public update with ``body`` would send, exactly as a customer would get it
+    (with a sample unsubscribe link). Writes nothing. Returns a dict with subject, text, html."""
+    from notifications.outbox import EventKind as Kind
+
+    kind = Kind.INCIDENT_UPDATED if incident.published_at else Kind.INCIDENT_PUBLISHED
+    if public_status == "resolved":
+        kind = Kind.INCIDENT_RESOLVED
+    payload = incident_payload(incident, kind=kind, body=body, public_status=public_status)
+    subject, text, html = render_email(
+        kind, payload, language, unsubscribe_url="#unsubscribe-link-for-each-recipient"
+    )
+    return {"kind": kind, "subject": subject, "text": text, "html": html, "language": language}
