@@ -16,7 +16,6 @@ install: $(STAMP)
 
 # Everything `make run` does before it starts the processes; CI runs this alone too.
 setup: install
-	$(PY) manage.py compilemessages -l ro -v 0 --ignore '.venv/*'
 	$(PY) manage.py migrate --no-input -v 0
 	$(PY) manage.py collectstatic --no-input -v 0
 	$(PY) manage.py load_demo
@@ -26,7 +25,6 @@ run: setup
 	$(PY) manage.py run_all
 
 test: install
-	$(PY) manage.py compilemessages -l ro -v 0 --ignore '.venv/*'
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: install
@@ -41,8 +39,10 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Needs gettext. The compiled .mo files are committed, so a machine without gettext still runs.
 messages: install
 	$(PY) manage.py makemessages -l ro --ignore '.venv/*' --ignore 'var/*' --ignore 'bench/*'
+	$(PY) manage.py compilemessages -l ro --ignore '.venv/*'
 
 bench: install
 	$(PY) -m bench
