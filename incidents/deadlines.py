@@ -1,0 +1,140 @@
+"""Turning an incident's SLA policy, calendar and pauses into the deadline columns.
+
+Called by the workflow (inside its transaction, on the locked row) and by the sweep. The maths
+itself is ``incidents.sla``; this module only gathers its inputs from the database.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+
+from incidents import sla
+from incidents.models import IncidentState, SlaSignal, SlaTargetKind
+from services.models import SlaPolicy, SlaTarget
+from services.selectors import sla_policy_for
+
+BREACH = 1000  # per mille of the target
+
+
+def warning_thresholds():
+    """Warning thresholds in per mille (75% → 750), from settings, ascending."""
+    return sorted({round(f * 1000) for f in settings.SLA_WARNING_FRACTIONS if 0 < f < 1})
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """An instant at which the sweep has something to say about one target."""
+
+    target: str  # SlaTargetKind
+    threshold: int  # per mille; BREACH for the breach
+    at: datetime
+
+
+def policy_for_incident(incident):
+    """The strictest policy among the affected services (each through the reporting
+    organisation's contract, else the service default), else the global default: a customer
+    promised 1 h on one of the hurt services is promised 1 h for the incident."""
+    candidates = {}
+    for service in incident.services.select_related("default_sla_policy"):
+        policy = sla_policy_for(service, incident.organization)
+        if policy is not None:
+            candidates[policy.pk] = policy
+    if not candidates:
+        default = SlaPolicy.objects.filter(is_default=True).first()
+        return default, _target_for(default, incident.priority)
+    targets = {
+        t.policy_id: t
+        for t in SlaTarget.objects.filter(policy_id__in=candidates, priority=incident.priority)
+    }
+    if not targets:
+        return next(iter(candidates.values())), None
+    strictest = min(
+        targets.values(), key=lambda t: (t.resolution_target, t.response_target, t.policy_id)
+    )
+    return candidates[strictest.policy_id], strictest
+
+
+def _target_for(policy, priority):
+    if policy is None:
+        return None
+    return SlaTarget.objects.filter(policy=policy, priority=priority).first()
+
+
+def calendar_of(policy, cache=None):
+    """The plain ``sla.Calendar`` of a policy (24×7 UTC without one). ``cache`` is a dict keyed
+    by calendar id the sweep shares between incidents."""
+    if policy is None:
+        return sla.Calendar.twenty_four_seven()
+    if cache is not None and policy.calendar_id in cache:
+        return cache[policy.calendar_id]
+    calendar = policy.calendar.to_calendar()
+    if cache is not None:
+        cache[policy.calendar_id] = calendar
+    return calendar
+
+
+def pauses_of(incident):
+    return [(p.started_at, p.ended_at) for p in incident.pauses.all()]
+
+
+def checkpoints(incident, calendar, pauses, signalled):
+    """Every warning and breach instant still to come for the targets not yet met.
+    ``signalled`` is the set of (target, threshold) already raised."""
+    found = []
+    clocks = []
+    if incident.acknowledged_at is None and incident.response_target is not None:
+        clocks.append((SlaTargetKind.RESPONSE, incident.response_target))
+    if incident.resolved_at is None and incident.resolution_target is not None:
+        clocks.append((SlaTargetKind.RESOLUTION, incident.resolution_target))
+    for target, duration in clocks:
+        for threshold in [*warning_thresholds(), BREACH]:
+            if (target, threshold) in signalled:
+                continue
+            part = timedelta(seconds=round(duration.total_seconds() * threshold / 1000))
+            found.append(
+                Checkpoint(target, threshold, sla.due_at(incident.opened_at, part, calendar, pauses))
+            )
+    return found
+
+
+def recompute(incident, *, policy_and_target=None, calendar_cache=None):
+    """Set the incident's policy, targets, deadlines and ``next_sla_check_at`` in memory (the
+    caller saves). On hold, the deadlines are unknown and the sweep leaves the incident alone."""
+    if policy_and_target is None:
+        policy_and_target = policy_for_incident(incident)
+    policy, target = policy_and_target
+    incident.sla_policy = policy
+    if incident.acknowledged_at is None:
+        incident.response_target = target.response_target if target else None
+    if incident.resolved_at is None:
+        incident.resolution_target = target.resolution_target if target else None
+
+    if incident.state == IncidentState.ON_HOLD or not incident.is_open:
+        if incident.state == IncidentState.ON_HOLD:
+            if incident.acknowledged_at is None:
+                incident.response_due_at = None
+            incident.resolve_due_at = None
+        incident.next_sla_check_at = None
+        return incident
+
+    calendar = calendar_of(policy, calendar_cache)
+    pauses = pauses_of(incident)
+    if incident.acknowledged_at is None:
+        incident.response_due_at = (
+            sla.due_at(incident.opened_at, incident.response_target, calendar, pauses)
+            if incident.response_target is not None
+            else None
+        )
+    if incident.resolved_at is None:
+        incident.resolve_due_at = (
+            sla.due_at(incident.opened_at, incident.resolution_target, calendar, pauses)
+            if incident.resolution_target is not None
+            else None
+        )
+    signalled = set(
+        SlaSignal.objects.filter(incident=incident).values_list("target", "threshold")
+    )
+    upcoming = checkpoints(incident, calendar, pauses, signalled)
+    incident.next_sla_check_at = min((c.at for c in upcoming), default=None)
+    return incident

@@ -1,0 +1,9 @@
+"""Celery entry points for incidents: thin, safe to run twice."""
+
+from incidents.sweep import sweep_sla
+from itsm.tasking import itsm_task
+
+
+@itsm_task("incidents.sweep_sla", max_retries=0, time_limit=120)
+def sweep_sla_task():
+    return sweep_sla()

@@ -1,0 +1,610 @@
+"""The one write path for incidents.
+
+Every change to an incident — from the admin, the API, an alert or a task — is one function
+here. Each takes the incident and keyword-only arguments, locks the row, checks the move is
+legal (and, given ``expected_version``, that nobody changed the incident meanwhile), then in one
+transaction changes the row, writes the timeline event, recomputes the SLA deadlines, refreshes
+the affected services' status and writes the outbox rows. Delivery starts on commit.
+
+Callers translate ``WorkflowError`` into a message or a status code; they hold no rules.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from incidents import deadlines
+from incidents.models import (
+    OPEN_STATES,
+    EventKind,
+    Incident,
+    IncidentEvent,
+    IncidentPause,
+    IncidentService,
+    IncidentState,
+    IncidentUpdate,
+    PriorityMatrixEntry,
+    PublicStatus,
+    ResolutionCode,
+)
+from incidents.priority import priority_from_matrix
+from notifications.models import EventKind as NotificationKind
+from notifications.outbox import enqueue_incident_event, notify_staff
+from services.models import ServiceStatus
+from services.workflow import refresh_service_status
+
+
+class WorkflowError(Exception):
+    """A change the incident workflow refuses. The message is written for the person acting."""
+
+
+class IllegalTransition(WorkflowError):
+    pass
+
+
+class StaleVersion(WorkflowError):
+    """The caller edited an older version of the incident than the one stored."""
+
+    def __init__(self, message, *, current_version, last_event=None):
+        super().__init__(message)
+        self.current_version = current_version
+        self.last_event = last_event
+
+
+# Which states each action may start from.
+LEGAL_FROM = {
+    "acknowledge": {IncidentState.NEW},
+    "assign": set(OPEN_STATES),
+    "change_priority": set(OPEN_STATES),
+    "hold": {IncidentState.NEW, IncidentState.ACKNOWLEDGED},
+    "resume": {IncidentState.ON_HOLD},
+    "post_update": {*OPEN_STATES, IncidentState.RESOLVED},
+    "resolve": set(OPEN_STATES),
+    "close": {IncidentState.RESOLVED},
+    "reopen": {IncidentState.RESOLVED},
+    "edit": {*OPEN_STATES, IncidentState.RESOLVED},
+    "link_problem": {*OPEN_STATES, IncidentState.RESOLVED, IncidentState.CLOSED},
+}
+
+
+def legal_actions(incident):
+    """The actions the incident's current state allows, for buttons and API hints."""
+    return {action for action, states in LEGAL_FROM.items() if incident.state in states}
+
+
+# --- plumbing ----------------------------------------------------------------------------------
+
+
+def _now(now):
+    return now or timezone.now()
+
+
+def _lock(incident, expected_version, action):
+    """Re-read and lock the row (the caller is inside ``transaction.atomic``); refuse a stale
+    version and an illegal move."""
+    locked = Incident.objects.select_for_update().get(pk=incident.pk)
+    if expected_version is not None and locked.version != expected_version:
+        last = (
+            IncidentEvent.objects.filter(incident=locked)
+            .select_related("actor")
+            .order_by("-at", "-id")
+            .first()
+        )
+        who = (last.actor.get_username() if last and last.actor else None) or _("the system")
+        what = last.get_kind_display().lower() if last else _("changed it")
+        raise StaleVersion(
+            _(
+                "%(reference)s was changed by %(who)s (%(what)s) after you opened it. "
+                "Reload to see the current version, then apply your change again."
+            )
+            % {"reference": locked.reference, "who": who, "what": what},
+            current_version=locked.version,
+            last_event=last,
+        )
+    if locked.state not in LEGAL_FROM[action]:
+        raise IllegalTransition(
+            _("Cannot %(action)s %(reference)s: it is %(state)s.")
+            % {
+                "action": _ACTION_LABELS[action],
+                "reference": locked.reference,
+                "state": locked.get_state_display().lower(),
+            }
+        )
+    return locked
+
+
+_ACTION_LABELS = {
+    "acknowledge": "acknowledge",
+    "assign": "assign",
+    "change_priority": "change the priority of",
+    "hold": "put on hold",
+    "resume": "resume",
+    "post_update": "post an update to",
+    "resolve": "resolve",
+    "close": "close",
+    "reopen": "reopen",
+    "edit": "edit",
+    "link_problem": "link a problem to",
+}
+
+
+def _event(incident, *, actor, kind, at, old=None, new=None, note=""):
+    return IncidentEvent.objects.create(
+        incident=incident,
+        actor=actor,
+        kind=kind,
+        at=at,
+        old_value=old,
+        new_value=new,
+        note=note,
+    )
+
+
+def _user_label(user):
+    return user.get_username() if user else None
+
+
+def _save(incident, *, sla=True, services_changed=False):
+    """Bump the version, recompute deadlines, save, and let services follow."""
+    if sla:
+        deadlines.recompute(incident)
+    incident.version += 1
+    incident.save()
+    if services_changed or sla:
+        refresh_service_status(incident.affected.values_list("service_id", flat=True))
+    return incident
+
+
+def _matrix_priority(impact, urgency):
+    matrix = {
+        (e.impact, e.urgency): e.priority
+        for e in PriorityMatrixEntry.objects.filter(impact=impact, urgency=urgency)
+    }
+    try:
+        return priority_from_matrix(matrix, impact, urgency)
+    except ValueError as exc:
+        raise WorkflowError(_("Impact and urgency must each be 1, 2 or 3.")) from exc
+
+
+def _close_open_pause(incident, at):
+    IncidentPause.objects.filter(incident=incident, ended_at__isnull=True).update(ended_at=at)
+
+
+def _normalise_services(services):
+    """Accept services as a list (default status: partial outage) or {service: status}."""
+    if isinstance(services, dict):
+        items = services.items()
+    else:
+        items = [(s, ServiceStatus.PARTIAL_OUTAGE) for s in services]
+    result = {}
+    for service, status in items:
+        if status not in ServiceStatus.values or status == ServiceStatus.OPERATIONAL:
+            raise WorkflowError(
+                _("%(status)s is not a status an incident can cause.") % {"status": status}
+            )
+        result[getattr(service, "pk", service)] = status
+    return result
+
+
+# --- create ------------------------------------------------------------------------------------
+
+
+def create_incident(
+    *,
+    actor,
+    title,
+    description="",
+    impact=2,
+    urgency=2,
+    services=(),
+    organization=None,
+    contact=None,
+    source="admin",
+    assignee=None,
+    assignment_group=None,
+    is_major=False,
+    commander=None,
+    communications_lead=None,
+    now=None,
+):
+    """Open an incident. ``services`` is a list of services (each caused a partial outage) or
+    {service: status}."""
+    now = _now(now)
+    title = (title or "").strip()
+    if not title:
+        raise WorkflowError(_("An incident needs a title."))
+    statuses = _normalise_services(services)
+    if contact is not None and organization is None:
+        organization = contact.organization
+    if contact is not None and contact.organization_id != organization.pk:
+        raise WorkflowError(_("The contact does not belong to the reporting organisation."))
+    with transaction.atomic():
+        incident = Incident.objects.create(
+            title=title,
+            description=description,
+            impact=impact,
+            urgency=urgency,
+            priority=_matrix_priority(impact, urgency),
+            organization=organization,
+            contact=contact,
+            source=source,
+            assignee=assignee,
+            assignment_group=assignment_group,
+            is_major=is_major,
+            commander=commander,
+            communications_lead=communications_lead,
+            opened_at=now,
+        )
+        IncidentService.objects.bulk_create(
+            IncidentService(incident=incident, service_id=pk, status=status)
+            for pk, status in statuses.items()
+        )
+        _event(
+            incident,
+            actor=actor,
+            kind=EventKind.CREATED,
+            at=now,
+            new={
+                "priority": incident.priority,
+                "services": sorted(statuses),
+                "assignee": _user_label(assignee),
+            },
+        )
+        deadlines.recompute(incident)
+        incident.save()
+        refresh_service_status(statuses)
+        if assignee is not None or assignment_group is not None:
+            _notify_assignment(incident, actor=actor, at=now)
+    return incident
+
+
+# --- transitions -------------------------------------------------------------------------------
+
+
+def acknowledge(incident, *, actor, expected_version=None, now=None):
+    """Take the incident: meets the response target."""
+    now = _now(now)
+    with transaction.atomic():
+        incident = _lock(incident, expected_version, "acknowledge")
+        incident.state = IncidentState.ACKNOWLEDGED
+        incident.acknowledged_at = now
+        if incident.assignee is None and actor is not None:
+            incident.assignee = actor
+        _event(incident, actor=actor, kind=EventKind.ACKNOWLEDGED, at=now,
+               old=IncidentState.NEW, new=IncidentState.ACKNOWLEDGED)
+        return _save(incident)
+
+
+def assign(incident, *, actor, assignee=None, group=None, expected_version=None, now=None):
+    """Give the incident to a person and/or a group (None leaves that part unchanged)."""
+    now = _now(now)
+    with transaction.atomic():
+        incident = _lock(incident, expected_version, "assign")
+        _do_assign(incident, actor=actor, assignee=assignee, group=group, at=now)
+        return _save(incident, sla=False)
+
+
+def _do_assign(incident, *, actor, assignee, group, at):
+    old = {"assignee": _user_label(incident.assignee), "group": _group_label(incident)}
+    changed = False
+    if assignee is not None and assignee.pk != incident.assignee_id:
+        incident.assignee = assignee
+        changed = True
+    if group is not None and group.pk != incident.assignment_group_id:
+        incident.assignment_group = group
+        changed = True
+    if not changed:
+        return False
+    new = {"assignee": _user_label(incident.assignee), "group": _group_label(incident)}
+    _event(incident, actor=actor, kind=EventKind.ASSIGNED, at=at, old=old, new=new)
+    _notify_assignment(incident, actor=actor, at=at)
+    return True
+
+
+def _group_label(incident):
+    return incident.assignment_group.name if incident.assignment_group_id else None
+
+
+def _notify_assignment(incident, *, actor, at):
+    if incident.assignee_id and incident.assignee_id == getattr(actor, "pk", None):
+        return  # taking it yourself needs no email
+    subject = _("%(reference)s assigned: %(title)s") % {
+        "reference": incident.reference,
+        "title": incident.title,
+    }
+    notify_staff(
+        kind=NotificationKind.ASSIGNMENT,
+        key=f"incident:{incident.pk}:assignment:{at.isoformat()}",
+        subject=subject,
+        body=subject,
+        users=[incident.assignee] if incident.assignee_id else [],
+        groups=[] if incident.assignee_id else [incident.assignment_group],
+        incident=incident,
+    )
+
+
+def change_priority(incident, *, actor, impact, urgency, expected_version=None, now=None):
+    """Re-rate impact and urgency; the priority follows the matrix and the deadlines move."""
+    now = _now(now)
+    with transaction.atomic():
+        incident = _lock(incident, expected_version, "change_priority")
+        _do_change_priority(incident, actor=actor, impact=impact, urgency=urgency, at=now)
+        return _save(incident)
+
+
+def _do_change_priority(incident, *, actor, impact, urgency, at):
+    priority = _matrix_priority(impact, urgency)
+    if (impact, urgency) == (incident.impact, incident.urgency):
+        return False
+    old = {"impact": incident.impact, "urgency": incident.urgency, "priority": incident.priority}
+    incident.impact, incident.urgency, incident.priority = impact, urgency, priority
+    new = {"impact": impact, "urgency": urgency, "priority": priority}
+    _event(incident, actor=actor, kind=EventKind.PRIORITY_CHANGED, at=at, old=old, new=new)
+    return True
+
+
+def hold(incident, *, actor, reason, expected_version=None, now=None):
+    """Pause the SLA clock (waiting on the customer or a supplier). A reason is required."""
+    now = _now(now)
+    reason = (reason or "").strip()
+    if not reason:
+        raise WorkflowError(_("Say why the incident is on hold."))
+    with transaction.atomic():
+        incident = _lock(incident, expected_version, "hold")
+        old = incident.state
+        incident.state = IncidentState.ON_HOLD
+        incident.hold_reason = reason[:200]
+        IncidentPause.objects.create(incident=incident, started_at=now, reason=reason[:200])
+        _event(incident, actor=actor, kind=EventKind.HELD, at=now, old=old,
+               new=IncidentState.ON_HOLD, note=reason)
+        return _save(incident)
+
+
+def resume(incident, *, actor, expected_version=None, now=None):
+    """Restart the clock; back to acknowledged (or new, if nobody acknowledged it yet)."""
+    now = _now(now)
+    with transaction.atomic():
+        incident = _lock(incident, expected_version, "resume")
+        _close_open_pause(incident, now)
+        incident.state = (
+            IncidentState.ACKNOWLEDGED if incident.acknowledged_at else IncidentState.NEW
+        )
+        incident.hold_reason = ""
+        _event(incident, actor=actor, kind=EventKind.RESUMED, at=now,
+               old=IncidentState.ON_HOLD, new=incident.state)
+        return _save(incident)
+
+
+def post_update(
+    incident, *, actor, body, is_public=False, public_status="", expected_version=None, now=None
+):
+    """Write a work note, or a public update customers see and are told about. The first
+    public update publishes the incident."""
+    now = _now(now)
+    body = (body or "").strip()
+    if not body:
+        raise WorkflowError(_("An update needs a message."))
+    if is_public and public_status not in PublicStatus.values:
+        raise WorkflowError(
+            _("A public update needs a public status: investigating, identified, monitoring "
+              "or resolved.")
+        )
+    with transaction.atomic():
+        incident = _lock(incident, expected_version, "post_update")
+        update = IncidentUpdate.objects.create(
+            incident=incident,
+            author=actor,
+            created_at=now,
+            is_public=is_public,
+            public_status=public_status if is_public else "",
+            body=body,
+        )
+        kind = None
+        if is_public:
+            kind = (
+                NotificationKind.INCIDENT_UPDATED
+                if incident.published_at
+                else NotificationKind.INCIDENT_PUBLISHED
+            )
+            incident.published_at = incident.published_at or now
+            incident.public_status = public_status
+        _event(incident, actor=actor, kind=EventKind.UPDATE_POSTED, at=now,
+               new={"public": is_public, "public_status": update.public_status,
+                    "update": update.pk})
+        _save(incident, sla=False)
+        if kind:
+            enqueue_incident_event(incident=incident, kind=kind, update=update)
+    return update
+
+
+def resolve(
+    incident, *, actor, code, notes, public_message="", expected_version=None, now=None
+):
+    """Service is restored: meets the resolution target (and the response one, if nobody
+    acknowledged). Customers who heard of the incident hear it is resolved."""
+    now = _now(now)
+    notes = (notes or "").strip()
+    if code not in ResolutionCode.values:
+        raise WorkflowError(_("Choose a resolution code."))
+    if not notes:
+        raise WorkflowError(_("Resolution notes are required."))
+    with transaction.atomic():
+        incident = _lock(incident, expected_version, "resolve")
+        old = incident.state
+        _close_open_pause(incident, now)
+        incident.state = IncidentState.RESOLVED
+        incident.resolved_at = now
+        incident.acknowledged_at = incident.acknowledged_at or now
+        incident.resolution_code, incident.resolution_notes = code, notes
+        incident.hold_reason = ""
+        _event(incident, actor=actor, kind=EventKind.RESOLVED, at=now, old=old,
+               new=IncidentState.RESOLVED, note=notes)
+        update = None
+        if incident.published_at or public_message.strip():
+            update = IncidentUpdate.objects.create(
+                incident=incident,
+                author=actor,
+                created_at=now,
+                is_public=True,
+                public_status=PublicStatus.RESOLVED,
+                body=public_message.strip() or _("This incident has been resolved."),
+            )
+            incident.published_at = incident.published_at or now
+            incident.public_status = PublicStatus.RESOLVED
+        _save(incident)
+        if update is not None:
+            enqueue_incident_event(
+                incident=incident, kind=NotificationKind.INCIDENT_RESOLVED, update=update
+            )
+    return incident
+
+
+def close(incident, *, actor, expected_version=None, now=None):
+    now = _now(now)
+    with transaction.atomic():
+        incident = _lock(incident, expected_version, "close")
+        incident.state = IncidentState.CLOSED
+        incident.closed_at = now
+        _event(incident, actor=actor, kind=EventKind.CLOSED, at=now,
+               old=IncidentState.RESOLVED, new=IncidentState.CLOSED)
+        return _save(incident, sla=False)
+
+
+def reopen(incident, *, actor, reason="", expected_version=None, now=None):
+    """The fix did not hold: back to acknowledged. The time it sat resolved does not count
+    against the resolution target (it is recorded as a pause); a breach already flagged stays."""
+    now = _now(now)
+    with transaction.atomic():
+        incident = _lock(incident, expected_version, "reopen")
+        IncidentPause.objects.create(
+            incident=incident, started_at=incident.resolved_at, ended_at=now, reason="resolved"
+        )
+        incident.state = IncidentState.ACKNOWLEDGED
+        incident.resolved_at = None
+        incident.resolution_code, incident.resolution_notes = "", ""
+        _event(incident, actor=actor, kind=EventKind.REOPENED, at=now,
+               old=IncidentState.RESOLVED, new=IncidentState.ACKNOWLEDGED, note=reason)
+        return _save(incident)
+
+
+def link_problem(incident, *, actor, problem, expected_version=None, now=None):
+    now = _now(now)
+    with transaction.atomic():
+        incident = _lock(incident, expected_version, "link_problem")
+        if incident.problem_id == getattr(problem, "pk", None):
+            return incident
+        old = incident.problem_id
+        incident.problem = problem
+        _event(incident, actor=actor, kind=EventKind.PROBLEM_LINKED, at=now, old=old,
+               new=getattr(problem, "pk", None))
+        return _save(incident, sla=False)
+
+
+def set_affected_services(incident, *, actor, services, expected_version=None, now=None):
+    """Replace the affected services ({service: status} or a list); deadlines follow, since a
+    contract may apply to one service and not another."""
+    now = _now(now)
+    statuses = _normalise_services(services)
+    with transaction.atomic():
+        incident = _lock(incident, expected_version, "edit")
+        _do_set_services(incident, actor=actor, statuses=statuses, at=now)
+        return _save(incident, services_changed=True)
+
+
+def _do_set_services(incident, *, actor, statuses, at):
+    before = dict(incident.affected.values_list("service_id", "status"))
+    if before == statuses:
+        return False
+    incident.affected.exclude(service_id__in=statuses).delete()
+    for pk, status in statuses.items():
+        IncidentService.objects.update_or_create(
+            incident=incident, service_id=pk, defaults={"status": status}
+        )
+    _event(incident, actor=actor, kind=EventKind.SERVICES_CHANGED, at=at,
+           old={str(k): v for k, v in before.items()},
+           new={str(k): v for k, v in statuses.items()})
+    # Services no longer affected may return to operational.
+    refresh_service_status(before)
+    return True
+
+
+EDITABLE_FIELDS = (
+    "title",
+    "description",
+    "organization",
+    "contact",
+    "is_major",
+    "commander",
+    "communications_lead",
+)
+
+
+def edit(incident, *, actor, expected_version, changes, now=None):
+    """Apply an edit form: plain fields plus, when present, ``impact``/``urgency`` (priority),
+    ``assignee``/``assignment_group`` and ``services``. One version bump, one transaction,
+    one event per kind of change."""
+    now = _now(now)
+    unknown = set(changes) - {
+        *EDITABLE_FIELDS, "impact", "urgency", "assignee", "assignment_group", "services",
+        "problem",
+    }
+    if unknown:
+        raise WorkflowError(_("These fields cannot be edited: %s") % ", ".join(sorted(unknown)))
+    with transaction.atomic():
+        incident = _lock(incident, expected_version, "edit")
+        sla_moves = False
+        old, new = {}, {}
+        for field in EDITABLE_FIELDS:
+            if field in changes and getattr(incident, field) != changes[field]:
+                old[field] = _jsonable(getattr(incident, field))
+                new[field] = _jsonable(changes[field])
+                setattr(incident, field, changes[field])
+        if "title" in new and not (incident.title or "").strip():
+            raise WorkflowError(_("An incident needs a title."))
+        if "organization" in new:
+            sla_moves = True
+        if "is_major" in new:
+            _event(incident, actor=actor, kind=EventKind.MAJOR_CHANGED, at=now,
+                   old=old.pop("is_major"), new=new.pop("is_major"))
+        if old:
+            _event(incident, actor=actor, kind=EventKind.EDITED, at=now, old=old, new=new)
+        if "impact" in changes or "urgency" in changes:
+            if incident.state not in LEGAL_FROM["change_priority"]:
+                if (changes.get("impact", incident.impact),
+                        changes.get("urgency", incident.urgency)) != (
+                        incident.impact, incident.urgency):
+                    raise IllegalTransition(_("The priority of a resolved incident is final."))
+            else:
+                sla_moves |= _do_change_priority(
+                    incident,
+                    actor=actor,
+                    impact=int(changes.get("impact", incident.impact)),
+                    urgency=int(changes.get("urgency", incident.urgency)),
+                    at=now,
+                )
+        if "assignee" in changes or "assignment_group" in changes:
+            _do_assign(
+                incident,
+                actor=actor,
+                assignee=changes.get("assignee"),
+                group=changes.get("assignment_group"),
+                at=now,
+            )
+        services_changed = False
+        if "services" in changes:
+            services_changed = _do_set_services(
+                incident, actor=actor, statuses=_normalise_services(changes["services"]), at=now
+            )
+            sla_moves |= services_changed
+        if "problem" in changes and changes["problem"] != incident.problem:
+            _event(incident, actor=actor, kind=EventKind.PROBLEM_LINKED, at=now,
+                   old=incident.problem_id, new=getattr(changes["problem"], "pk", None))
+            incident.problem = changes["problem"]
+        return _save(incident, sla=sla_moves and incident.is_open,
+                     services_changed=services_changed)
+
+
+def _jsonable(value):
+    if hasattr(value, "pk"):
+        return str(value)
+    return value
