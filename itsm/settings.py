@@ -125,13 +125,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 3600,
 }
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("out", "processed"):
+    for sub in ("out", "processed", "control"):
         (_celery_dir / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS.update(
         {
             "data_folder_in": str(_celery_dir / "out"),
             "data_folder_out": str(_celery_dir / "out"),
             "processed_folder": str(_celery_dir / "processed"),
+            # Broadcast control (pidbox) files, which kombu puts in the cwd by default.
+            "control_folder": str(_celery_dir / "control"),
             "store_processed": False,
         }
     )
