@@ -1,13 +1,26 @@
 """Suite-wide pytest set-up. Tests run against DATABASE_URL (PostgreSQL in CI) or SQLite."""
 
 import pytest
+from django.conf import settings
 from django.db import connection
+from django.test import override_settings
 
 
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness costs a second per user created; tests don't need it.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _static_files_without_manifest():
+    """Pages render in tests without a prior ``collectstatic`` (production uses the manifest)."""
+    storages = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    with override_settings(STORAGES=storages):
+        yield
 
 
 @pytest.fixture
