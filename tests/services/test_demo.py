@@ -1,0 +1,113 @@
+"""``load_demo`` fills an empty install, twice without doubling anything."""
+
+import datetime as dt
+import io
+
+import pytest
+from django.apps import apps
+from django.core.management import call_command
+
+from services import demo
+from services.graph import dependency_ids
+from services.models import (
+    BusinessCalendar,
+    Holiday,
+    MaintenanceStatus,
+    MaintenanceWindow,
+    Organization,
+    Service,
+    ServiceDependency,
+    SlaPolicy,
+    Subscription,
+    Team,
+)
+
+pytestmark = pytest.mark.django_db
+
+# Framework tables that loading demo data never touches on purpose.
+UNCOUNTED = {"sessions", "admin", "contenttypes"}
+
+
+def row_counts():
+    return {
+        model._meta.label: model.objects.count()
+        for model in apps.get_models()
+        if model._meta.app_label not in UNCOUNTED
+    }
+
+
+def load_demo():
+    call_command("load_demo", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_second_load_adds_nothing():
+    load_demo()
+    first = row_counts()
+    load_demo()
+    assert row_counts() == first
+    assert first["services.Service"] == len(demo.SERVICES)
+    assert first["services.Organization"] == 5
+
+
+def test_progress_bar_and_summary():
+    out, err = io.StringIO(), io.StringIO()
+    call_command("load_demo", stdout=out, stderr=err)
+    assert f"{len(demo.STEPS)}/{len(demo.STEPS)}" in err.getvalue()
+    assert "Demo data loaded: 14 services, 5 organisations" in out.getvalue()
+
+
+def test_loaded_catalog_is_consistent():
+    catalog = demo.load_catalog_demo()
+
+    # No dependency cycles: no service needs itself.
+    for service in Service.objects.all():
+        needs = {link.depends_on_id for link in service.dependency_links.all()}
+        assert service.pk not in dependency_ids(needs), service
+    # Every row passes the validation the admin applies.
+    for model in apps.get_app_config("services").get_models():
+        for obj in model.objects.all():
+            obj.full_clean()
+
+    assert SlaPolicy.objects.get(is_default=True).name == demo.STANDARD_POLICY
+    assert all(policy.targets.count() == 5 for policy in SlaPolicy.objects.all())
+    assert set(catalog.services) == {slug for slug, *_ in demo.SERVICES}
+    assert ServiceDependency.objects.count() == sum(map(len, demo.DEPENDENCIES.values()))
+    assert Team.objects.count() == len(demo.TEAMS)
+    assert all(s.owner_team_id for s in Service.objects.all())
+
+
+def test_customers_speak_both_languages_and_subscribe_both_ways():
+    demo.load_catalog_demo()
+    assert Organization.objects.count() == 5
+    languages = set(Organization.objects.values_list("contacts__language", flat=True).distinct())
+    assert languages == {"en", "ro"}
+    assert Subscription.objects.filter(contact__isnull=False).exists()
+    assert Subscription.objects.filter(organization__isnull=False).exists()
+    webhooks = Subscription.objects.filter(channel="webhook")
+    assert webhooks.count() == 2
+    assert all(s.webhook_secret.startswith("whsec_") for s in webhooks)
+
+
+def test_calendars_and_maintenance():
+    demo.load_catalog_demo()
+    business = BusinessCalendar.objects.get(name=demo.BUSINESS_CALENDAR)
+    value = business.to_calendar()
+    assert value.tz == "Europe/Bucharest"
+    assert value.weekly[:5] == (((540, 1020),),) * 5 and value.weekly[5:] == ((), ())
+    holidays = set(Holiday.objects.filter(calendar=business).values_list("date", flat=True))
+    # Orthodox Easter Monday and Pentecost Monday move every year.
+    assert {dt.date(2026, 4, 13), dt.date(2026, 6, 1), dt.date(2027, 5, 3)} <= holidays
+    assert {dt.date(2027, 6, 21), dt.date(2027, 12, 1), dt.date(2026, 1, 24)} <= holidays
+    assert BusinessCalendar.objects.get(name=demo.ALWAYS_CALENDAR).to_calendar().always_open
+
+    statuses = set(MaintenanceWindow.objects.values_list("status", flat=True))
+    assert {MaintenanceStatus.COMPLETED, MaintenanceStatus.SCHEDULED} <= statuses
+    assert all(w.services.exists() for w in MaintenanceWindow.objects.all())
+
+
+@pytest.mark.parametrize(
+    "year, easter",
+    [(2024, (5, 5)), (2025, (4, 20)), (2026, (4, 12)), (2027, (5, 2)), (2028, (4, 16))],
+)
+def test_orthodox_easter(year, easter):
+    assert demo._orthodox_easter(year) == dt.date(year, *easter)
