@@ -4,6 +4,7 @@ Called by the workflow (inside its transaction, on the locked row) and by the sw
 itself is ``incidents.sla``; this module only gathers its inputs from the database.
 """
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,6 +14,8 @@ from incidents import sla
 from incidents.models import IncidentState, SlaSignal, SlaTargetKind
 from services.models import SlaPolicy, SlaTarget
 from services.selectors import sla_policy_for
+
+log = logging.getLogger(__name__)
 
 BREACH = 1000  # per mille of the target
 
@@ -69,6 +72,11 @@ def calendar_of(policy, cache=None):
     if cache is not None and policy.calendar_id in cache:
         return cache[policy.calendar_id]
     calendar = policy.calendar.to_calendar()
+    if not calendar.always_open and not any(calendar.weekly):
+        # A calendar without hours would never let the clock run; count all time rather than
+        # promise nothing, and say so.
+        log.warning("Calendar %s has no business hours; counting it as 24x7", policy.calendar)
+        calendar = sla.Calendar.twenty_four_seven(calendar.tz)
     if cache is not None:
         cache[policy.calendar_id] = calendar
     return calendar
@@ -93,7 +101,9 @@ def checkpoints(incident, calendar, pauses, signalled):
                 continue
             part = timedelta(seconds=round(duration.total_seconds() * threshold / 1000))
             found.append(
-                Checkpoint(target, threshold, sla.due_at(incident.opened_at, part, calendar, pauses))
+                Checkpoint(
+                    target, threshold, sla.due_at(incident.opened_at, part, calendar, pauses)
+                )
             )
     return found
 
@@ -132,9 +142,7 @@ def recompute(incident, *, policy_and_target=None, calendar_cache=None):
             if incident.resolution_target is not None
             else None
         )
-    signalled = set(
-        SlaSignal.objects.filter(incident=incident).values_list("target", "threshold")
-    )
+    signalled = set(SlaSignal.objects.filter(incident=incident).values_list("target", "threshold"))
     upcoming = checkpoints(incident, calendar, pauses, signalled)
     incident.next_sla_check_at = min((c.at for c in upcoming), default=None)
     return incident

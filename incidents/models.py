@@ -85,15 +85,21 @@ class Incident(models.Model):
         _("state"), max_length=16, choices=IncidentState.choices, default=IncidentState.NEW
     )
     impact = models.PositiveSmallIntegerField(
-        _("impact"), choices=Level.choices, default=Level.MEDIUM,
+        _("impact"),
+        choices=Level.choices,
+        default=Level.MEDIUM,
         validators=[MinValueValidator(1), MaxValueValidator(3)],
     )
     urgency = models.PositiveSmallIntegerField(
-        _("urgency"), choices=Level.choices, default=Level.MEDIUM,
+        _("urgency"),
+        choices=Level.choices,
+        default=Level.MEDIUM,
         validators=[MinValueValidator(1), MaxValueValidator(3)],
     )
     priority = models.PositiveSmallIntegerField(
-        _("priority"), choices=Priority.choices, default=Priority.P3,
+        _("priority"),
+        choices=Priority.choices,
+        default=Priority.P3,
         help_text=_("Derived from impact and urgency through the priority matrix."),
     )
     services = models.ManyToManyField(
@@ -103,36 +109,64 @@ class Incident(models.Model):
         verbose_name=_("affected services"),
     )
     organization = models.ForeignKey(
-        "services.Organization", null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="incidents", verbose_name=_("reporting organisation"),
+        "services.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="incidents",
+        verbose_name=_("reporting organisation"),
     )
     contact = models.ForeignKey(
-        "services.Contact", null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="incidents", verbose_name=_("reporting contact"),
+        "services.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="incidents",
+        verbose_name=_("reporting contact"),
     )
     source = models.CharField(
         _("source"), max_length=16, choices=Source.choices, default=Source.ADMIN
     )
     assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="assigned_incidents", verbose_name=_("assignee"),
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_incidents",
+        verbose_name=_("assignee"),
     )
     assignment_group = models.ForeignKey(
-        Group, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="assigned_incidents", verbose_name=_("assignment group"),
+        Group,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_incidents",
+        verbose_name=_("assignment group"),
     )
     is_major = models.BooleanField(_("major incident"), default=False)
     commander = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="commanded_incidents", verbose_name=_("incident commander"),
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="commanded_incidents",
+        verbose_name=_("incident commander"),
     )
     communications_lead = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="communicated_incidents", verbose_name=_("communications lead"),
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="communicated_incidents",
+        verbose_name=_("communications lead"),
     )
     problem = models.ForeignKey(
-        "problems.Problem", null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="incidents", verbose_name=_("problem"),
+        "problems.Problem",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="incidents",
+        verbose_name=_("problem"),
     )
     hold_reason = models.CharField(_("hold reason"), max_length=200, blank=True)
     resolution_code = models.CharField(
@@ -140,7 +174,10 @@ class Incident(models.Model):
     )
     resolution_notes = models.TextField(_("resolution notes"), blank=True)
     public_status = models.CharField(
-        _("public status"), max_length=16, choices=PublicStatus.choices, blank=True,
+        _("public status"),
+        max_length=16,
+        choices=PublicStatus.choices,
+        blank=True,
         help_text=_("The status of the latest public update; empty while unpublished."),
     )
     published_at = models.DateTimeField(_("published"), null=True, blank=True)
@@ -153,8 +190,12 @@ class Incident(models.Model):
     # The SLA clock. Targets are copied from the policy when computed so the record shows the
     # promise that applied; deadlines are stored so the sweep and the admin read columns.
     sla_policy = models.ForeignKey(
-        "services.SlaPolicy", null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="incidents", verbose_name=_("SLA policy"),
+        "services.SlaPolicy",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="incidents",
+        verbose_name=_("SLA policy"),
     )
     response_target = models.DurationField(_("response target"), null=True, blank=True)
     resolution_target = models.DurationField(_("resolution target"), null=True, blank=True)
@@ -211,7 +252,7 @@ def parse_reference(text):
     """The incident id in ``INC-000123``, ``inc-123`` or ``123``; None if it is not one."""
     text = text.strip().upper()
     if text.startswith(REFERENCE_PREFIX):
-        text = text[len(REFERENCE_PREFIX):]
+        text = text[len(REFERENCE_PREFIX) :]
     return int(text) if text.isdigit() and len(text) < 19 else None
 
 
@@ -222,11 +263,15 @@ class IncidentService(models.Model):
         Incident, on_delete=models.CASCADE, related_name="affected", verbose_name=_("incident")
     )
     service = models.ForeignKey(
-        "services.Service", on_delete=models.CASCADE, related_name="incident_links",
+        "services.Service",
+        on_delete=models.CASCADE,
+        related_name="incident_links",
         verbose_name=_("service"),
     )
     status = models.CharField(
-        _("caused status"), max_length=32, choices=ServiceStatus.choices,
+        _("caused status"),
+        max_length=32,
+        choices=ServiceStatus.choices,
         default=ServiceStatus.PARTIAL_OUTAGE,
     )
 
@@ -253,6 +298,9 @@ class IncidentPause(models.Model):
         ordering = ["started_at"]
         verbose_name = _("SLA pause")
         verbose_name_plural = _("SLA pauses")
+
+    def __str__(self):
+        return f"{self.started_at:%Y-%m-%d %H:%M} – {self.ended_at or '…'} {self.reason}"
 
 
 class EventKind(models.TextChoices):
@@ -282,8 +330,12 @@ class IncidentEvent(models.Model):
     )
     at = models.DateTimeField(_("at"), default=timezone.now)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="+", verbose_name=_("actor"),
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("actor"),
     )
     kind = models.CharField(_("kind"), max_length=32, choices=EventKind.choices)
     old_value = models.JSONField(_("from"), null=True, blank=True)
@@ -307,8 +359,12 @@ class IncidentUpdate(models.Model):
         Incident, on_delete=models.CASCADE, related_name="updates", verbose_name=_("incident")
     )
     author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="+", verbose_name=_("author"),
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("author"),
     )
     created_at = models.DateTimeField(_("posted"), default=timezone.now)
     is_public = models.BooleanField(_("public"), default=False)
@@ -347,6 +403,9 @@ class SlaSignal(models.Model):
                 fields=["incident", "target", "threshold"], name="unique_sla_signal"
             )
         ]
+
+    def __str__(self):
+        return f"{self.target} {self.threshold / 10:g}% at {self.due_at:%Y-%m-%d %H:%M}"
 
     @property
     def is_breach(self):

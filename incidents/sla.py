@@ -112,8 +112,8 @@ def due_at(
 
     `pauses` are `(from, to)` on-hold intervals, `[from, to)`, in any order, overlapping or not;
     `to=None` means still on hold. Raises StillOnHold if such an open hold begins before the
-    target is used up, and ValueError for bad input or a target that cannot be met within
-    about 100 years of calendar.
+    target is used up, and ValueError for bad input, for a target that walks more than ~100
+    years of a windowed calendar, or for a due instant past the year 9999.
     """
     _require_aware(start, "start")
     if not isinstance(target, timedelta):
@@ -132,10 +132,12 @@ def due_at(
             # that closing time; with remaining == 0 it returns the first running instant.
             if runs_to - runs_from >= remaining:
                 return _rounded_up_to_second(runs_from + remaining)
+            if runs_to == _END_OF_TIME:  # 24x7 and the target outlasts the calendar
+                raise OverflowError
             remaining -= runs_to - runs_from
     except OverflowError as error:
         raise ValueError(f"{target} from {start} runs past the year 9999") from error
-    # The running intervals only stop early at a hold that never ends.
+    # Running intervals run out only at a hold that never ends.
     raise StillOnHold(f"still on hold with {remaining} of {target} left to run")
 
 

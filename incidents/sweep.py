@@ -108,7 +108,7 @@ def _raise(incident, checkpoint, now, *, announce):
         incident=incident,
         at=now,
         kind=EventKind.SLA_BREACHED if is_breach else EventKind.SLA_WARNING,
-        new={
+        new_value={
             "target": checkpoint.target,
             "threshold": checkpoint.threshold,
             "due_at": checkpoint.at.isoformat(),

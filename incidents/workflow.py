@@ -270,8 +270,14 @@ def acknowledge(incident, *, actor, expected_version=None, now=None):
         incident.acknowledged_at = now
         if incident.assignee is None and actor is not None:
             incident.assignee = actor
-        _event(incident, actor=actor, kind=EventKind.ACKNOWLEDGED, at=now,
-               old=IncidentState.NEW, new=IncidentState.ACKNOWLEDGED)
+        _event(
+            incident,
+            actor=actor,
+            kind=EventKind.ACKNOWLEDGED,
+            at=now,
+            old=IncidentState.NEW,
+            new=IncidentState.ACKNOWLEDGED,
+        )
         return _save(incident)
 
 
@@ -355,8 +361,15 @@ def hold(incident, *, actor, reason, expected_version=None, now=None):
         incident.state = IncidentState.ON_HOLD
         incident.hold_reason = reason[:200]
         IncidentPause.objects.create(incident=incident, started_at=now, reason=reason[:200])
-        _event(incident, actor=actor, kind=EventKind.HELD, at=now, old=old,
-               new=IncidentState.ON_HOLD, note=reason)
+        _event(
+            incident,
+            actor=actor,
+            kind=EventKind.HELD,
+            at=now,
+            old=old,
+            new=IncidentState.ON_HOLD,
+            note=reason,
+        )
         return _save(incident)
 
 
@@ -370,8 +383,14 @@ def resume(incident, *, actor, expected_version=None, now=None):
             IncidentState.ACKNOWLEDGED if incident.acknowledged_at else IncidentState.NEW
         )
         incident.hold_reason = ""
-        _event(incident, actor=actor, kind=EventKind.RESUMED, at=now,
-               old=IncidentState.ON_HOLD, new=incident.state)
+        _event(
+            incident,
+            actor=actor,
+            kind=EventKind.RESUMED,
+            at=now,
+            old=IncidentState.ON_HOLD,
+            new=incident.state,
+        )
         return _save(incident)
 
 
@@ -386,8 +405,10 @@ def post_update(
         raise WorkflowError(_("An update needs a message."))
     if is_public and public_status not in PublicStatus.values:
         raise WorkflowError(
-            _("A public update needs a public status: investigating, identified, monitoring "
-              "or resolved.")
+            _(
+                "A public update needs a public status: investigating, identified, monitoring "
+                "or resolved."
+            )
         )
     with transaction.atomic():
         incident = _lock(incident, expected_version, "post_update")
@@ -408,18 +429,20 @@ def post_update(
             )
             incident.published_at = incident.published_at or now
             incident.public_status = public_status
-        _event(incident, actor=actor, kind=EventKind.UPDATE_POSTED, at=now,
-               new={"public": is_public, "public_status": update.public_status,
-                    "update": update.pk})
+        _event(
+            incident,
+            actor=actor,
+            kind=EventKind.UPDATE_POSTED,
+            at=now,
+            new={"public": is_public, "public_status": update.public_status, "update": update.pk},
+        )
         _save(incident, sla=False)
         if kind:
             enqueue_incident_event(incident=incident, kind=kind, update=update)
     return update
 
 
-def resolve(
-    incident, *, actor, code, notes, public_message="", expected_version=None, now=None
-):
+def resolve(incident, *, actor, code, notes, public_message="", expected_version=None, now=None):
     """Service is restored: meets the resolution target (and the response one, if nobody
     acknowledged). Customers who heard of the incident hear it is resolved."""
     now = _now(now)
@@ -437,8 +460,15 @@ def resolve(
         incident.acknowledged_at = incident.acknowledged_at or now
         incident.resolution_code, incident.resolution_notes = code, notes
         incident.hold_reason = ""
-        _event(incident, actor=actor, kind=EventKind.RESOLVED, at=now, old=old,
-               new=IncidentState.RESOLVED, note=notes)
+        _event(
+            incident,
+            actor=actor,
+            kind=EventKind.RESOLVED,
+            at=now,
+            old=old,
+            new=IncidentState.RESOLVED,
+            note=notes,
+        )
         update = None
         if incident.published_at or public_message.strip():
             update = IncidentUpdate.objects.create(
@@ -465,8 +495,14 @@ def close(incident, *, actor, expected_version=None, now=None):
         incident = _lock(incident, expected_version, "close")
         incident.state = IncidentState.CLOSED
         incident.closed_at = now
-        _event(incident, actor=actor, kind=EventKind.CLOSED, at=now,
-               old=IncidentState.RESOLVED, new=IncidentState.CLOSED)
+        _event(
+            incident,
+            actor=actor,
+            kind=EventKind.CLOSED,
+            at=now,
+            old=IncidentState.RESOLVED,
+            new=IncidentState.CLOSED,
+        )
         return _save(incident, sla=False)
 
 
@@ -482,8 +518,15 @@ def reopen(incident, *, actor, reason="", expected_version=None, now=None):
         incident.state = IncidentState.ACKNOWLEDGED
         incident.resolved_at = None
         incident.resolution_code, incident.resolution_notes = "", ""
-        _event(incident, actor=actor, kind=EventKind.REOPENED, at=now,
-               old=IncidentState.RESOLVED, new=IncidentState.ACKNOWLEDGED, note=reason)
+        _event(
+            incident,
+            actor=actor,
+            kind=EventKind.REOPENED,
+            at=now,
+            old=IncidentState.RESOLVED,
+            new=IncidentState.ACKNOWLEDGED,
+            note=reason,
+        )
         return _save(incident)
 
 
@@ -495,8 +538,14 @@ def link_problem(incident, *, actor, problem, expected_version=None, now=None):
             return incident
         old = incident.problem_id
         incident.problem = problem
-        _event(incident, actor=actor, kind=EventKind.PROBLEM_LINKED, at=now, old=old,
-               new=getattr(problem, "pk", None))
+        _event(
+            incident,
+            actor=actor,
+            kind=EventKind.PROBLEM_LINKED,
+            at=now,
+            old=old,
+            new=getattr(problem, "pk", None),
+        )
         return _save(incident, sla=False)
 
 
@@ -520,9 +569,14 @@ def _do_set_services(incident, *, actor, statuses, at):
         IncidentService.objects.update_or_create(
             incident=incident, service_id=pk, defaults={"status": status}
         )
-    _event(incident, actor=actor, kind=EventKind.SERVICES_CHANGED, at=at,
-           old={str(k): v for k, v in before.items()},
-           new={str(k): v for k, v in statuses.items()})
+    _event(
+        incident,
+        actor=actor,
+        kind=EventKind.SERVICES_CHANGED,
+        at=at,
+        old={str(k): v for k, v in before.items()},
+        new={str(k): v for k, v in statuses.items()},
+    )
     # Services no longer affected may return to operational.
     refresh_service_status(before)
     return True
@@ -545,7 +599,12 @@ def edit(incident, *, actor, expected_version, changes, now=None):
     one event per kind of change."""
     now = _now(now)
     unknown = set(changes) - {
-        *EDITABLE_FIELDS, "impact", "urgency", "assignee", "assignment_group", "services",
+        *EDITABLE_FIELDS,
+        "impact",
+        "urgency",
+        "assignee",
+        "assignment_group",
+        "services",
         "problem",
     }
     if unknown:
@@ -564,15 +623,22 @@ def edit(incident, *, actor, expected_version, changes, now=None):
         if "organization" in new:
             sla_moves = True
         if "is_major" in new:
-            _event(incident, actor=actor, kind=EventKind.MAJOR_CHANGED, at=now,
-                   old=old.pop("is_major"), new=new.pop("is_major"))
+            _event(
+                incident,
+                actor=actor,
+                kind=EventKind.MAJOR_CHANGED,
+                at=now,
+                old=old.pop("is_major"),
+                new=new.pop("is_major"),
+            )
         if old:
             _event(incident, actor=actor, kind=EventKind.EDITED, at=now, old=old, new=new)
         if "impact" in changes or "urgency" in changes:
             if incident.state not in LEGAL_FROM["change_priority"]:
-                if (changes.get("impact", incident.impact),
-                        changes.get("urgency", incident.urgency)) != (
-                        incident.impact, incident.urgency):
+                if (
+                    changes.get("impact", incident.impact),
+                    changes.get("urgency", incident.urgency),
+                ) != (incident.impact, incident.urgency):
                     raise IllegalTransition(_("The priority of a resolved incident is final."))
             else:
                 sla_moves |= _do_change_priority(
@@ -597,11 +663,18 @@ def edit(incident, *, actor, expected_version, changes, now=None):
             )
             sla_moves |= services_changed
         if "problem" in changes and changes["problem"] != incident.problem:
-            _event(incident, actor=actor, kind=EventKind.PROBLEM_LINKED, at=now,
-                   old=incident.problem_id, new=getattr(changes["problem"], "pk", None))
+            _event(
+                incident,
+                actor=actor,
+                kind=EventKind.PROBLEM_LINKED,
+                at=now,
+                old=incident.problem_id,
+                new=getattr(changes["problem"], "pk", None),
+            )
             incident.problem = changes["problem"]
-        return _save(incident, sla=sla_moves and incident.is_open,
-                     services_changed=services_changed)
+        return _save(
+            incident, sla=sla_moves and incident.is_open, services_changed=services_changed
+        )
 
 
 def _jsonable(value):

@@ -58,8 +58,17 @@ def test_priority_follows_the_matrix_staff_can_change(agent, service):
 
 @pytest.mark.parametrize(
     ("impact", "urgency", "priority"),
-    [(1, 1, 1), (1, 2, 2), (2, 1, 2), (1, 3, 3), (2, 2, 3), (3, 1, 3), (2, 3, 4), (3, 2, 4),
-     (3, 3, 5)],
+    [
+        (1, 1, 1),
+        (1, 2, 2),
+        (2, 1, 2),
+        (1, 3, 3),
+        (2, 2, 3),
+        (3, 1, 3),
+        (2, 3, 4),
+        (3, 2, 4),
+        (3, 3, 5),
+    ],
 )
 def test_default_matrix(agent, service, impact, urgency, priority):
     incident = workflow.create_incident(
@@ -81,8 +90,9 @@ def test_acknowledge_meets_response_and_assigns_the_actor(incident, agent):
 
 
 def test_change_priority_moves_deadlines(incident, agent):
-    incident = workflow.change_priority(incident, actor=agent, impact=2, urgency=2,
-                                        now=T0 + minutes(1))
+    incident = workflow.change_priority(
+        incident, actor=agent, impact=2, urgency=2, now=T0 + minutes(1)
+    )
     assert incident.priority == 3
     assert incident.response_due_at == T0 + dt.timedelta(hours=1)
     assert incident.resolve_due_at == T0 + dt.timedelta(hours=8)
@@ -92,8 +102,9 @@ def test_change_priority_moves_deadlines(incident, agent):
 
 def test_hold_pauses_the_clock_and_resume_extends_deadlines(incident, agent):
     incident = workflow.acknowledge(incident, actor=agent, now=T0 + minutes(5))
-    incident = workflow.hold(incident, actor=agent, reason="Waiting for the bank",
-                             now=T0 + minutes(10))
+    incident = workflow.hold(
+        incident, actor=agent, reason="Waiting for the bank", now=T0 + minutes(10)
+    )
     assert incident.state == IncidentState.ON_HOLD
     assert incident.resolve_due_at is None and incident.next_sla_check_at is None
     incident = workflow.resume(incident, actor=agent, now=T0 + minutes(40))
@@ -117,8 +128,13 @@ def test_resume_before_acknowledge_returns_to_new(incident, agent):
 
 
 def test_resolve_close_and_service_recovery(incident, agent, service):
-    incident = workflow.resolve(incident, actor=agent, code=ResolutionCode.FIXED,
-                                notes="Rolled back the release", now=T0 + minutes(30))
+    incident = workflow.resolve(
+        incident,
+        actor=agent,
+        code=ResolutionCode.FIXED,
+        notes="Rolled back the release",
+        now=T0 + minutes(30),
+    )
     assert incident.state == IncidentState.RESOLVED
     assert incident.resolved_at == T0 + minutes(30)
     assert incident.acknowledged_at == T0 + minutes(30)  # resolving answers the caller too
@@ -137,10 +153,10 @@ def test_resolve_needs_code_and_notes(incident, agent):
 
 
 def test_reopen_returns_to_acknowledged_and_does_not_count_resolved_time(incident, agent, service):
-    incident = workflow.resolve(incident, actor=agent, code=ResolutionCode.FIXED, notes="ok",
-                                now=T0 + minutes(20))
-    incident = workflow.reopen(incident, actor=agent, reason="Still failing",
-                               now=T0 + minutes(50))
+    incident = workflow.resolve(
+        incident, actor=agent, code=ResolutionCode.FIXED, notes="ok", now=T0 + minutes(20)
+    )
+    incident = workflow.reopen(incident, actor=agent, reason="Still failing", now=T0 + minutes(50))
     assert incident.state == IncidentState.ACKNOWLEDGED
     assert incident.resolved_at is None
     # 20 minutes used before resolution; the 30 minutes resolved do not count.
@@ -182,8 +198,7 @@ def _bring_to(incident, state, agent):
 
 
 @pytest.mark.parametrize(("action", "state", "kwargs"), ILLEGAL)
-def test_illegal_transitions_are_refused_and_change_nothing(incident, agent, action, state,
-                                                            kwargs):
+def test_illegal_transitions_are_refused_and_change_nothing(incident, agent, action, state, kwargs):
     incident = _bring_to(incident, state, agent)
     version, events = incident.version, incident.events.count()
     with pytest.raises(workflow.IllegalTransition, match="Cannot"):
@@ -230,14 +245,26 @@ def test_work_note_is_private_and_public_update_publishes(incident, agent):
     assert not note.is_public
     incident.refresh_from_db()
     assert incident.published_at is None
-    assert not NotificationEvent.objects.filter(incident=incident).exclude(
-        kind=NotificationKind.ASSIGNMENT
-    ).exists()
+    assert (
+        not NotificationEvent.objects.filter(incident=incident)
+        .exclude(kind=NotificationKind.ASSIGNMENT)
+        .exists()
+    )
 
-    workflow.post_update(incident, actor=agent, body="We are investigating", is_public=True,
-                         public_status=PublicStatus.INVESTIGATING)
-    workflow.post_update(incident, actor=agent, body="Cause found", is_public=True,
-                         public_status=PublicStatus.IDENTIFIED)
+    workflow.post_update(
+        incident,
+        actor=agent,
+        body="We are investigating",
+        is_public=True,
+        public_status=PublicStatus.INVESTIGATING,
+    )
+    workflow.post_update(
+        incident,
+        actor=agent,
+        body="Cause found",
+        is_public=True,
+        public_status=PublicStatus.IDENTIFIED,
+    )
     incident.refresh_from_db()
     assert incident.public_status == PublicStatus.IDENTIFIED
     assert incident.published_at is not None
@@ -254,10 +281,16 @@ def test_public_update_needs_a_public_status(incident, agent):
 
 
 def test_resolving_a_published_incident_tells_customers(incident, agent):
-    workflow.post_update(incident, actor=agent, body="Investigating", is_public=True,
-                         public_status=PublicStatus.INVESTIGATING)
-    workflow.resolve(incident, actor=agent, code="fixed", notes="n",
-                     public_message="Payments work again.")
+    workflow.post_update(
+        incident,
+        actor=agent,
+        body="Investigating",
+        is_public=True,
+        public_status=PublicStatus.INVESTIGATING,
+    )
+    workflow.resolve(
+        incident, actor=agent, code="fixed", notes="n", public_message="Payments work again."
+    )
     incident.refresh_from_db()
     assert incident.public_status == PublicStatus.RESOLVED
     assert NotificationEvent.objects.filter(
@@ -267,10 +300,12 @@ def test_resolving_a_published_incident_tells_customers(incident, agent):
 
 
 def test_service_shows_worst_open_incident_and_pin_wins(agent, service):
-    first = workflow.create_incident(actor=agent, title="slow",
-                                     services={service: ServiceStatus.DEGRADED_PERFORMANCE})
-    second = workflow.create_incident(actor=agent, title="down",
-                                      services={service: ServiceStatus.MAJOR_OUTAGE})
+    first = workflow.create_incident(
+        actor=agent, title="slow", services={service: ServiceStatus.DEGRADED_PERFORMANCE}
+    )
+    second = workflow.create_incident(
+        actor=agent, title="down", services={service: ServiceStatus.MAJOR_OUTAGE}
+    )
     service.refresh_from_db()
     assert service.status == ServiceStatus.MAJOR_OUTAGE
     workflow.resolve(second, actor=agent, code="fixed", notes="n")
@@ -291,12 +326,20 @@ def test_contract_policy_overrides_service_default(agent, service, policy):
     customer = OrganizationFactory()
     strict = sla_policy(name="Gold", targets={1: (minutes(5), minutes(30))})
     customer.contracts.create(service=service, sla_policy=strict)
-    incident = workflow.create_incident(actor=agent, title="x", impact=1, urgency=1,
-                                        services=[service], organization=customer, now=T0)
+    incident = workflow.create_incident(
+        actor=agent,
+        title="x",
+        impact=1,
+        urgency=1,
+        services=[service],
+        organization=customer,
+        now=T0,
+    )
     assert incident.sla_policy == strict
     assert incident.response_due_at == T0 + minutes(5)
-    other = workflow.create_incident(actor=agent, title="y", impact=1, urgency=1,
-                                     services=[service], now=T0)
+    other = workflow.create_incident(
+        actor=agent, title="y", impact=1, urgency=1, services=[service], now=T0
+    )
     assert other.sla_policy == policy
 
 
@@ -304,8 +347,11 @@ def test_business_hours_policy_counts_only_office_time(agent):
     from tests.factories import office_calendar
 
     calendar = office_calendar(holidays=[dt.date(2026, 3, 9)])
-    office = sla_policy(name="Office", calendar=calendar,
-                        targets={3: (dt.timedelta(hours=1), dt.timedelta(hours=4))})
+    office = sla_policy(
+        name="Office",
+        calendar=calendar,
+        targets={3: (dt.timedelta(hours=1), dt.timedelta(hours=4))},
+    )
     svc = ServiceFactory(default_sla_policy=office)
     friday_1630 = dt.datetime(2026, 3, 6, 14, 30, tzinfo=dt.UTC)  # 16:30 in Bucharest
     incident = workflow.create_incident(actor=agent, title="x", services=[svc], now=friday_1630)
@@ -316,8 +362,13 @@ def test_business_hours_policy_counts_only_office_time(agent):
 def test_contact_must_belong_to_the_organisation(agent, service):
     contact = ContactFactory()
     with pytest.raises(workflow.WorkflowError, match="does not belong"):
-        workflow.create_incident(actor=agent, title="x", services=[service], contact=contact,
-                                 organization=OrganizationFactory())
+        workflow.create_incident(
+            actor=agent,
+            title="x",
+            services=[service],
+            contact=contact,
+            organization=OrganizationFactory(),
+        )
 
 
 def test_edit_applies_fields_priority_and_services_in_one_version(incident, agent, service):
@@ -338,7 +389,9 @@ def test_edit_applies_fields_priority_and_services_in_one_version(incident, agen
     assert incident.priority == 3
     assert incident.title == "Card payments fail in EU"
     assert set(kinds(incident)) >= {
-        EventKind.EDITED, EventKind.PRIORITY_CHANGED, EventKind.SERVICES_CHANGED,
+        EventKind.EDITED,
+        EventKind.PRIORITY_CHANGED,
+        EventKind.SERVICES_CHANGED,
         EventKind.MAJOR_CHANGED,
     }
     other.refresh_from_db()
