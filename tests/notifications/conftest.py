@@ -124,9 +124,12 @@ def receiver(settings):
 def dispatched(monkeypatch):
     """Record delivery dispatches instead of publishing them; tests deliver synchronously."""
     calls = []
-    monkeypatch.setattr(
-        delivery, "dispatch_event", lambda event_id, copies=1: calls.append((event_id, copies))
-    )
+
+    def record(event_id, copies=1):
+        calls.append((event_id, copies))
+        return True
+
+    monkeypatch.setattr(delivery, "dispatch_event", record)
     return calls
 
 

@@ -1,0 +1,219 @@
+"""Claim, send, mark: retries, failures, the SSRF guard, Message-IDs, the sweep."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from notifications import delivery
+from notifications.channels import PermanentError, check_address
+from notifications.models import EventKind, Notification, NotificationStatus
+from notifications.outbox import enqueue_incident_event
+from services.models import Channel
+from tests.factories import ContactFactory, ServiceFactory, SubscriptionFactory
+from tests.notifications.conftest import deliver_all, make_incident
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def service():
+    return ServiceFactory(name="Payments")
+
+
+def hook_event(service, url):
+    SubscriptionFactory(service=service, channel=Channel.WEBHOOK, webhook_url=url)
+    incident = make_incident(service, public_status="investigating")
+    return enqueue_incident_event(incident=incident, kind=EventKind.INCIDENT_PUBLISHED)
+
+
+def test_failing_receiver_is_retried_then_marked_failed(service, receiver, settings, dispatched):
+    settings.NOTIFY_MAX_ATTEMPTS = 3
+    settings.NOTIFY_BACKOFF_BASE = 0  # retry at once, so one delivery run shows every attempt
+    receiver.status = 500
+    event = hook_event(service, receiver.url())
+    deliver_all(event)
+
+    row = Notification.objects.get(event=event)
+    assert row.status == NotificationStatus.FAILED
+    assert row.attempts == 3
+    assert "HTTP 500" in row.last_error
+    assert len(receiver.requests) == 3
+    # Every attempt carries the same webhook-id, so a receiver can drop a duplicate.
+    assert {headers["webhook-id"] for _p, headers, _b in receiver.requests} == {row.webhook_id}
+
+
+def test_a_transient_failure_backs_off(service, receiver, settings, dispatched):
+    settings.NOTIFY_BACKOFF_BASE = 30.0
+    receiver.status = 503
+    event = hook_event(service, receiver.url())
+    before = timezone.now()
+    deliver_all(event)
+
+    row = Notification.objects.get(event=event)
+    assert row.status == NotificationStatus.PENDING and row.attempts == 1
+    assert "HTTP 503" in row.last_error
+    assert before + dt.timedelta(seconds=15) <= row.next_attempt_at
+    assert row.next_attempt_at <= timezone.now() + dt.timedelta(seconds=30)
+    assert len(receiver.requests) == 1  # not due yet: the same run does not retry it
+
+
+def test_backoff_doubles_with_jitter(settings):
+    settings.NOTIFY_BACKOFF_BASE = 10.0
+    for attempts, full in [(1, 10), (2, 20), (3, 40), (6, 320)]:
+        delays = [delivery.backoff_seconds(attempts) for _ in range(50)]
+        assert all(full / 2 <= d <= full for d in delays)
+        assert len(set(delays)) > 1
+
+
+def test_a_4xx_fails_at_once(service, receiver, dispatched):
+    receiver.status = 410
+    event = hook_event(service, receiver.url())
+    deliver_all(event)
+    row = Notification.objects.get(event=event)
+    assert (row.status, row.attempts) == (NotificationStatus.FAILED, 1)
+    assert "HTTP 410" in row.last_error
+
+
+def test_loopback_is_refused_unless_allowed(service, receiver, settings, dispatched):
+    settings.NOTIFY_WEBHOOK_ALLOWED_NETWORKS = []
+    event = hook_event(service, receiver.url())
+    deliver_all(event)
+    row = Notification.objects.get(event=event)
+    assert row.status == NotificationStatus.FAILED and row.attempts == 1
+    assert "127.0.0.1 is not a public address" in row.last_error
+    assert receiver.requests == []
+
+
+def test_metadata_address_is_refused_even_when_allowed(service, settings, dispatched):
+    settings.NOTIFY_WEBHOOK_ALLOWED_NETWORKS = ["169.254.0.0/16", "127.0.0.0/8"]
+    event = hook_event(service, "http://169.254.169.254/latest/meta-data/")
+    deliver_all(event)
+    row = Notification.objects.get(event=event)
+    assert row.status == NotificationStatus.FAILED
+    assert "metadata" in row.last_error
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "10.1.2.3",
+        "192.168.0.1",
+        "172.16.5.5",
+        "::1",
+        "::ffff:127.0.0.1",
+        "fe80::1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "100.64.0.1",
+    ],
+)
+def test_non_public_addresses_are_refused(address, settings):
+    settings.NOTIFY_WEBHOOK_ALLOWED_NETWORKS = []
+    with pytest.raises(PermanentError):
+        check_address(address)
+
+
+def test_public_addresses_pass(settings):
+    check_address("93.184.216.34")
+    check_address("2606:2800:220:1:248:1893:25c8:1946")
+
+
+def test_message_ids_are_unique_and_stable_across_a_resend(smtp, dispatched):
+    service = ServiceFactory()
+    contacts = [ContactFactory() for _ in range(5)]
+    for contact in contacts:
+        SubscriptionFactory(service=service, contact=contact)
+    incident = make_incident(service, public_status="investigating")
+    event = enqueue_incident_event(incident=incident, kind=EventKind.INCIDENT_PUBLISHED)
+    deliver_all(event)
+    first = {rcpts[0]: message["Message-ID"] for rcpts, message in smtp.messages}
+    assert len(set(first.values())) == 5
+    assert all(mid.endswith("@itsm.localhost>") for mid in first.values())
+
+    # A resend (say the worker died before marking) carries the same Message-ID.
+    Notification.objects.filter(event=event).update(status=NotificationStatus.PENDING)
+    smtp.messages.clear()
+    deliver_all(event)
+    second = {rcpts[0]: message["Message-ID"] for rcpts, message in smtp.messages}
+    assert second == first
+
+
+def test_one_smtp_connection_per_batch(smtp, dispatched, settings, monkeypatch):
+    from django.core.mail.backends.smtp import EmailBackend
+
+    settings.NOTIFY_BATCH_SIZE = 50
+    opened = []
+    real_open = EmailBackend.open
+
+    def counting_open(self):
+        created = real_open(self)
+        if created:
+            opened.append(self)
+        return created
+
+    monkeypatch.setattr(EmailBackend, "open", counting_open)
+    service = ServiceFactory()
+    for _ in range(120):
+        SubscriptionFactory(service=service)
+    event = enqueue_incident_event(incident=make_incident(service), kind=EventKind.INCIDENT_UPDATED)
+    assert deliver_all(event) == 120
+    assert len(smtp.messages) == 120
+    assert len(opened) == 3  # batches of 50, 50, 20
+
+
+def test_smtp_down_is_transient(smtp, settings, dispatched):
+    SubscriptionFactory(service=(service := ServiceFactory()))
+    settings.EMAIL_PORT = 1  # nothing listens there
+    event = enqueue_incident_event(incident=make_incident(service), kind=EventKind.INCIDENT_UPDATED)
+    deliver_all(event)
+    row = Notification.objects.get(event=event)
+    assert row.status == NotificationStatus.PENDING and row.attempts == 1
+    assert "SMTP" in row.last_error
+
+
+def test_sweep_reclaims_expired_leases_and_dispatches(service, dispatched):
+    SubscriptionFactory(service=service)
+    SubscriptionFactory(service=service)
+    event = enqueue_incident_event(incident=make_incident(service), kind=EventKind.INCIDENT_UPDATED)
+    ids, lease = delivery.claim_batch(event.pk)
+    assert len(ids) == 2
+    # A second claim finds nothing: the rows are leased.
+    assert delivery.claim_batch(event.pk)[0] == []
+    assert delivery.sweep_outbox() == {"reclaimed": 0, "events": 0}
+
+    # The worker died: the lease runs out.
+    Notification.objects.filter(pk__in=ids).update(
+        lease_expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    assert delivery.sweep_outbox() == {"reclaimed": 2, "events": 1}
+    assert dispatched == [(event.pk, 1)]
+    assert set(Notification.objects.values_list("status", flat=True)) == {"pending"}
+    # Marks from the dead worker's lease change nothing any more.
+    delivery.mark_sent(ids, lease)
+    assert not Notification.objects.filter(status="sent").exists()
+    # Idempotent: the rows are still pending and due, so the sweep dispatches again.
+    assert delivery.sweep_outbox() == {"reclaimed": 0, "events": 1}
+
+
+def test_a_dead_broker_never_breaks_the_caller(monkeypatch, caplog):
+    from notifications import tasks
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+    monkeypatch.setattr(tasks.deliver_event, "delay", refuse)
+    assert delivery.dispatch_event(42, copies=3) is False
+    assert "the outbox sweep will" in caplog.text
+
+
+def test_retry_action_resets_failed_rows(service, dispatched, django_capture_on_commit_callbacks):
+    SubscriptionFactory(service=service)
+    event = enqueue_incident_event(incident=make_incident(service), kind=EventKind.INCIDENT_UPDATED)
+    Notification.objects.update(status=NotificationStatus.FAILED, attempts=6, last_error="boom")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert delivery.retry_notifications(Notification.objects.all()) == 1
+    row = Notification.objects.get()
+    assert (row.status, row.attempts) == (NotificationStatus.PENDING, 0)
+    assert dispatched == [(event.pk, 1)]

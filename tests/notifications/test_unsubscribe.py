@@ -1,0 +1,135 @@
+"""Unsubscribe: the signed link, the page, RFC 8058 one-click, and that it is honoured."""
+
+import pytest
+from django.test import Client
+
+from notifications import delivery
+from notifications.models import EmailOptOut, EventKind, Notification, NotificationStatus
+from notifications.outbox import enqueue_incident_event
+from notifications.unsubscribe import make_token, read_token
+from services.models import Subscription
+from tests.factories import ContactFactory, OrganizationFactory, ServiceFactory, SubscriptionFactory
+from tests.notifications.conftest import deliver_all, make_incident
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def service():
+    return ServiceFactory(name="Payments")
+
+
+@pytest.fixture
+def contact(service):
+    contact = ContactFactory(email="mara@x.test", language="ro")
+    SubscriptionFactory(contact=contact, service=service)
+    # Her organisation is subscribed too: unsubscribing must stop that path as well.
+    Subscription.objects.create(organization=contact.organization, service=service)
+    return contact
+
+
+def publish(service, n=1):
+    incident = make_incident(service, public_status="investigating", title=f"Outage {n}")
+    return enqueue_incident_event(incident=incident, kind=EventKind.INCIDENT_PUBLISHED)
+
+
+def test_the_email_carries_a_working_one_click_link(service, contact, smtp, dispatched):
+    deliver_all(publish(service))
+    (message,) = [m for _r, m in smtp.messages]
+    header = str(message["List-Unsubscribe"]).strip()
+    assert header.startswith("<http://") and header.endswith(">")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    url = header[1:-1]
+    assert url in message.get_body(("plain",)).get_content()
+    assert url in message.get_body(("html",)).get_content()
+    path = url.split("127.0.0.1:8000", 1)[1]
+
+    # A mail client's one-click POST: no cookie, no CSRF token.
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(
+        path, "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 200
+    assert EmailOptOut.objects.filter(contact=contact).exists()
+    assert not contact.subscriptions.filter(is_active=True).exists()
+
+    smtp.messages.clear()
+    deliver_all(publish(service, 2))
+    assert smtp.messages == []  # not even through the organisation's subscription
+
+
+def test_confirm_page_then_post(service, contact, client):
+    token = make_token(contact.pk)
+    page = client.get(f"/unsubscribe/{token}/")
+    assert page.status_code == 200
+    assert "mara@x.test" in page.content.decode()
+    assert "Dezabonare" in page.content.decode()  # in her language
+    assert not EmailOptOut.objects.exists()  # a GET (a link scanner) changes nothing
+
+    done = client.post(f"/unsubscribe/{token}/")
+    assert done.status_code == 200
+    assert EmailOptOut.objects.filter(contact=contact).exists()
+    assert client.post(f"/unsubscribe/{token}/").status_code == 200  # idempotent
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["garbage", "12:notasignature", "make-for-other-contact"],
+)
+def test_a_bad_token_changes_nothing(token, service, contact, client):
+    if token == "make-for-other-contact":
+        # Signed for another purpose: the salt makes it worthless here.
+        from django.core import signing
+
+        token = signing.Signer(salt="something-else").sign(str(contact.pk))
+    assert read_token(token) is None
+    assert client.get(f"/unsubscribe/{token}/").status_code == 404
+    assert client.post(f"/unsubscribe/{token}/").status_code == 404
+    assert not EmailOptOut.objects.exists()
+    assert contact.subscriptions.filter(is_active=True).count() == 1
+
+
+def test_a_token_for_a_deleted_contact_is_404(client):
+    contact = ContactFactory()
+    token = make_token(contact.pk)
+    contact.delete()
+    assert client.post(f"/unsubscribe/{token}/").status_code == 404
+
+
+def test_queued_rows_are_cancelled(service, contact, client, smtp, dispatched):
+    event = publish(service)
+    assert Notification.objects.get(event=event).status == NotificationStatus.PENDING
+    client.post(f"/unsubscribe/{make_token(contact.pk)}/")
+    row = Notification.objects.get(event=event)
+    assert row.status == NotificationStatus.CANCELLED
+    deliver_all(event)
+    assert smtp.messages == []
+
+
+def test_rows_already_claimed_are_checked_at_send_time(service, contact, client, smtp, dispatched):
+    event = publish(service)
+    ids, lease = delivery.claim_batch(event.pk)  # a worker holds the row...
+    client.post(f"/unsubscribe/{make_token(contact.pk)}/")  # ...when she clicks
+    delivery.send_claimed(ids, lease)
+    assert smtp.messages == []
+    assert Notification.objects.get(event=event).status == NotificationStatus.CANCELLED
+
+
+def test_inactive_contact_is_never_mailed(service, contact, smtp, dispatched):
+    event = publish(service)
+    contact.is_active = False
+    contact.save()
+    deliver_all(event)
+    assert smtp.messages == []
+    row = Notification.objects.get(event=event)
+    assert row.status == NotificationStatus.CANCELLED
+    assert "inactive" in row.last_error
+
+
+def test_deleted_contact_takes_its_queued_rows_with_it(service, contact, smtp, dispatched):
+    other = ContactFactory(organization=OrganizationFactory())
+    SubscriptionFactory(contact=other, service=service)
+    event = publish(service)
+    contact.delete()
+    deliver_all(event)
+    assert [r for r, _m in smtp.messages] == [[other.email]]
