@@ -18,8 +18,10 @@ def _database_ok():
 def _broker_ok():
     from itsm.celery import app
 
+    # One quick retry, not kombu's default 2 s back-off: a probe must answer within the
+    # load balancer's timeout.
     with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=2)
+        conn.ensure_connection(max_retries=1, interval_start=0.2, interval_max=0.2, timeout=2)
 
 
 def readyz(request):
