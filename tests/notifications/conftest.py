@@ -1,6 +1,7 @@
 """Real receivers for the notification tests: an SMTP server (aiosmtpd) and an HTTP server on
 loopback, each collecting what arrives."""
 
+import asyncio
 import email
 import email.policy
 import http.server
@@ -45,11 +46,15 @@ def free_port():
 class SmtpSink:
     """Collects every message delivered to it, parsed."""
 
+    delay = 0  # seconds per message, to slow a worker down
+
     def __init__(self):
         self.messages = []
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.messages.append((envelope.rcpt_tos, message))

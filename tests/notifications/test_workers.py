@@ -1,0 +1,289 @@
+"""Nothing lost, nothing twice, with real Celery workers on Redis, a real SMTP server and a real
+HTTP receiver: a worker SIGKILLed mid-batch, and a broker that is down when the change commits.
+
+These start subprocesses (worker, beat, redis-server) against the pytest database, so they need
+PostgreSQL (SQLite's test database is in memory) and are marked slow."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.db import connection
+
+from notifications.models import Notification, NotificationStatus
+from services.models import Channel, Contact, Subscription
+from tests.factories import OrganizationFactory, ServiceFactory
+from tests.notifications.conftest import free_port, make_incident
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+ENQUEUE = """
+import json, sys, time
+import django
+django.setup()
+from django.db import transaction
+from incidents.models import Incident
+from notifications.models import EventKind
+from notifications.outbox import enqueue_incident_event
+incident = Incident.objects.get(pk=int(sys.argv[1]))
+started = time.monotonic()
+with transaction.atomic():
+    event = enqueue_incident_event(incident=incident, kind=EventKind.INCIDENT_PUBLISHED)
+print(json.dumps({"event": event.pk, "seconds": time.monotonic() - started}))
+"""
+
+
+@pytest.fixture
+def redis_db(worker_id):
+    """A Redis database of our own per xdist worker, emptied before and after."""
+    number = 10 if worker_id == "master" else 11 + int(worker_id.removeprefix("gw"))
+    url = f"redis://127.0.0.1:6379/{number}"
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.skip("needs Redis at 127.0.0.1:6379")
+    client.flushdb()
+    yield url
+    client.flushdb()
+
+
+class Processes:
+    """Subprocesses started by a test, each in its own process group, ended by their id."""
+
+    def __init__(self, tmp_path, smtp_port):
+        self.tmp_path = tmp_path
+        self.running = []
+        db = connection.settings_dict
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "itsm.settings",
+            "PYTHONPATH": str(ROOT),
+            "DATABASE_URL": (
+                f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+                f"/{db['NAME']}"
+            ),
+            "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
+            "NOTIFY_LEASE_SECONDS": "3",
+            "NOTIFY_BATCH_SIZE": "50",
+            "NOTIFY_BACKOFF_BASE": "1",
+            "NOTIFY_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "OUTBOX_SWEEP_INTERVAL": "1",
+            "SLA_SWEEP_INTERVAL": "3600",
+            "CONN_MAX_AGE": "0",
+        }
+        if db.get("PASSWORD"):
+            self.env["PGPASSWORD"] = db["PASSWORD"]
+
+    def broker(self, url):
+        self.env["CELERY_BROKER_URL"] = url
+        self.env["REDIS_URL"] = url
+
+    def start(self, name, *args):
+        log = open(self.tmp_path / f"{name}.log", "w")  # noqa: SIM115 (closed in stop)
+        proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        proc.log = log
+        self.running.append(proc)
+        return proc
+
+    def worker(self, name):
+        return self.start(
+            name,
+            str(BIN / "celery"),
+            "-A",
+            "itsm",
+            "worker",
+            "-l",
+            "info",
+            "-c",
+            "2",
+            "-n",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        )
+
+    def beat(self):
+        return self.start(
+            "beat",
+            str(BIN / "celery"),
+            "-A",
+            "itsm",
+            "beat",
+            "-l",
+            "info",
+            "-s",
+            str(self.tmp_path / "beat-schedule"),
+        )
+
+    def kill(self, proc, sig=signal.SIGKILL):
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)  # the worker and its pool children, nothing else
+        proc.wait(timeout=20)
+        proc.log.close()
+
+    def stop_all(self):
+        for proc in reversed(self.running):
+            if proc.poll() is None:
+                self.kill(proc)
+
+    def enqueue(self, incident):
+        out = subprocess.run(
+            [sys.executable, "-c", ENQUEUE, str(incident.pk)],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    def logs(self):
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.tmp_path.glob("*.log")
+        )
+
+
+@pytest.fixture
+def procs(on_postgres, tmp_path, smtp):
+    processes = Processes(tmp_path, smtp.port)
+    yield processes
+    processes.stop_all()
+
+
+def subscribers(n, service):
+    org = OrganizationFactory()
+    Contact.objects.bulk_create(
+        Contact(organization=org, name=f"c{i}", email=f"c{i}@load.test") for i in range(n)
+    )
+    Subscription.objects.create(organization=org, service=service)
+
+
+def wait_until(predicate, timeout, procs, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}\n{procs.logs()}")
+
+
+def expected_ids(event_id):
+    return {
+        n.message_id
+        for n in Notification.objects.filter(event_id=event_id, channel=Channel.EMAIL).only(
+            "id", "event_id"
+        )
+    }
+
+
+def test_killed_worker_loses_nothing(procs, smtp, redis_db):
+    from notifications.delivery import MARK_EVERY
+
+    service = ServiceFactory()
+    subscribers(1000, service)
+    incident = make_incident(service, public_status="investigating")
+    smtp.delay = 0.004  # slow enough that the kill lands mid-batch
+    procs.broker(redis_db)
+    first = procs.worker("first")
+    event_id = procs.enqueue(incident)["event"]
+
+    wait_until(lambda: len(smtp.messages) >= 250, 40, procs, "the first worker to be sending")
+    procs.kill(first)  # SIGKILL: no chance to mark, release or requeue anything
+    killed_at = len(smtp.messages)
+    assert killed_at < 1000
+    assert Notification.objects.filter(event_id=event_id, status="sending").exists()
+
+    smtp.delay = 0
+    procs.worker("second")
+    procs.beat()  # its sweep reclaims the dead worker's rows once their lease (3 s) ends
+    wait_until(
+        lambda: Notification.objects.filter(event_id=event_id, status="sent").count() == 1000,
+        45,
+        procs,
+        "all 1,000 to be sent",
+    )
+    ids = smtp.message_ids()
+    assert set(ids) == expected_ids(event_id)  # every message arrived
+    duplicates = len(ids) - len(set(ids))
+    print(f"killed after {killed_at} messages; {duplicates} resent")
+    # Only messages sent but not yet marked when the worker died can come again (with their
+    # Message-ID, for the receiver to drop): at most one unmarked group per pool process.
+    assert duplicates <= 2 * MARK_EVERY, duplicates
+    assert set(smtp.by_recipient()) == {f"c{i}@load.test" for i in range(1000)}
+
+
+def test_broker_down_at_commit_delivers_later(procs, smtp, receiver, redis_db):
+    service = ServiceFactory()
+    subscribers(200, service)
+    for i in range(5):
+        Subscription.objects.create(
+            organization=OrganizationFactory(),
+            service=service,
+            channel=Channel.WEBHOOK,
+            webhook_url=receiver.url(f"/hook/{i}"),
+        )
+    incident = make_incident(service, public_status="investigating")
+    port = free_port()
+    procs.broker(f"redis://127.0.0.1:{port}/0")  # nothing listens there yet
+
+    result = procs.enqueue(incident)  # the change commits; publishing fails, quickly
+    print(f"commit with the broker down took {result['seconds']:.2f} s")
+    assert result["seconds"] < 8, result
+    event_id = result["event"]
+    assert Notification.objects.filter(event_id=event_id, status="pending").count() == 205
+
+    procs.start(
+        "redis",
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--maxmemory-policy",
+        "noeviction",
+    )
+    wait_until(lambda: _redis_up(port), 10, procs, "redis-server to start")
+    procs.worker("worker")
+    procs.beat()
+    wait_until(
+        lambda: Notification.objects.filter(event_id=event_id, status="sent").count() == 205,
+        45,
+        procs,
+        "all 205 to be sent",
+    )
+    ids = smtp.message_ids()
+    assert len(ids) == len(set(ids)) == 200
+    assert set(ids) == expected_ids(event_id)
+    hook_ids = [headers["webhook-id"] for _p, headers, _b in receiver.requests]
+    assert len(hook_ids) == len(set(hook_ids)) == 5
+    assert not Notification.objects.exclude(status=NotificationStatus.SENT).exists()
+
+
+def _redis_up(port):
+    try:
+        return redis.Redis(port=port, socket_connect_timeout=0.2).ping()
+    except redis.ConnectionError:
+        return False
