@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -46,12 +46,13 @@ class NotificationEventAdmin(admin.ModelAdmin):
     @admin.display(description=_("per status"))
     def counts(self, obj):
         url = reverse("admin:notifications_notification_changelist")
-        return format_html(
-            " · ".join(
-                f'<a href="{url}?event__id__exact={obj.pk}&status__exact={status}">'
-                f"{label}: {getattr(obj, f'n_{status}', 0)}</a>"
+        return format_html_join(
+            " · ",
+            '<a href="{}?event__id__exact={}&amp;status__exact={}">{}: {}</a>',
+            (
+                (url, obj.pk, status, label, getattr(obj, f"n_{status}", 0))
                 for status, label in NotificationStatus.choices
-            )
+            ),
         )
 
 

@@ -1,0 +1,96 @@
+"""The outbox in the admin: lists, retry, preview; and the per-incident read."""
+
+import pytest
+from django.contrib.auth.models import User
+
+from notifications.models import EventKind, Notification, NotificationEvent, NotificationStatus
+from notifications.outbox import enqueue_incident_event
+from notifications.queries import notifications_for_incident
+from notifications.rendering import render_preview
+from tests.factories import ContactFactory, ServiceFactory, SubscriptionFactory
+from tests.notifications.conftest import make_incident
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client):
+    user = User.objects.create_superuser("boss", "boss@desk.test", "pw")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def event(dispatched):
+    service = ServiceFactory(name="Payments")
+    for _ in range(3):
+        SubscriptionFactory(service=service)
+    incident = make_incident(service, public_status="investigating")
+    event = enqueue_incident_event(incident=incident, kind=EventKind.INCIDENT_PUBLISHED)
+    first = Notification.objects.filter(event=event).order_by("id").first()
+    Notification.objects.filter(pk=first.pk).update(
+        status=NotificationStatus.FAILED, attempts=6, last_error="SMTP 550: mailbox unavailable"
+    )
+    return event
+
+
+def test_changelists_and_counts(staff_client, event):
+    response = staff_client.get("/admin/notifications/notificationevent/")
+    assert response.status_code == 200
+    page = staff_client.get(f"/admin/notifications/notificationevent/{event.pk}/change/")
+    assert "Failed: 1" in page.content.decode() and "Pending: 2" in page.content.decode()
+    listing = staff_client.get("/admin/notifications/notification/?status__exact=failed")
+    assert "SMTP 550: mailbox unavailable" in listing.content.decode()
+    assert staff_client.get("/admin/notifications/notification/?q=customer").status_code == 200
+
+
+def test_retry_action(staff_client, event, django_capture_on_commit_callbacks, dispatched):
+    failed = Notification.objects.get(status=NotificationStatus.FAILED)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(
+            "/admin/notifications/notification/",
+            {"action": "retry", "_selected_action": [failed.pk]},
+            follow=True,
+        )
+    assert "1 notification will be sent again." in response.content.decode()
+    failed.refresh_from_db()
+    assert (failed.status, failed.attempts) == (NotificationStatus.PENDING, 0)
+    assert dispatched[-1] == (event.pk, 1)
+
+
+def test_preview_renders_without_writing(staff_client, event):
+    incident = event.incident
+    before = (NotificationEvent.objects.count(), Notification.objects.count())
+    response = staff_client.post(
+        "/admin/notifications/notification/preview/",
+        {
+            "incident": incident.pk,
+            "public_status": "monitoring",
+            "language": "ro",
+            "body": "Am aplicat o remediere.",
+        },
+    )
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "Am aplicat o remediere." in content and "Sub monitorizare" in content
+    assert (NotificationEvent.objects.count(), Notification.objects.count()) == before
+
+
+def test_render_preview_matches_what_is_sent(event):
+    preview = render_preview(event.incident, "Fixed the card gateway.", "resolved", "en")
+    assert preview["kind"] == EventKind.INCIDENT_RESOLVED
+    assert preview["subject"] == f"[{event.incident.reference}] Resolved: Payments are slow"
+    assert "Fixed the card gateway." in preview["text"]
+    assert "Fixed the card gateway." in preview["html"]
+    assert "Incident resolved" in preview["text"]
+
+
+def test_notifications_for_incident(event, django_assert_num_queries):
+    ContactFactory()  # not notified
+    with django_assert_num_queries(1):
+        rows = [
+            (n.channel, n.address, n.status, n.event.kind)
+            for n in notifications_for_incident(event.incident)
+        ]
+    assert len(rows) == 3
+    assert {r[2] for r in rows} == {"pending", "failed"}
