@@ -1,0 +1,675 @@
+"""The service desk: incidents worked in the admin.
+
+Every write goes through ``incidents.workflow``: the change form's save, the buttons on the change
+page and the changelist's bulk actions only translate its errors into messages. Reads come from
+``incidents.selectors``. The changelist stays fast over a million incidents: no exact COUNT(*)
+per page, joins and one prefetch so the query count does not grow with the page size.
+"""
+
+from datetime import timedelta
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import construct_change_message
+from django.core.paginator import Paginator
+from django.db import connections
+from django.http import HttpResponseRedirect
+from django.urls import path
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from incidents import admin_views, selectors, workflow
+from incidents.forms import IncidentForm, staff_users
+from incidents.models import (
+    Incident,
+    IncidentEvent,
+    IncidentService,
+    IncidentState,
+    IncidentUpdate,
+    PriorityMatrixEntry,
+    SlaSignal,
+    parse_reference,
+)
+from services.models import Service
+
+# --- counting without COUNT(*) -----------------------------------------------------------------
+
+
+def estimated_row_count(model, using):
+    """PostgreSQL's planner estimate of the table's rows (pg_class.reltuples), or None where
+    there is none (another database, a table never analysed)."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+            [model._meta.db_table],
+        )
+        row = cursor.fetchone()
+    return row[0] if row and row[0] > 0 else None
+
+
+class LargeTablePaginator(Paginator):
+    """A paginator for tables too big to count on every page view.
+
+    Unfiltered, on PostgreSQL, a big table's count is the planner's estimate. Filtered, rows are
+    counted up to ``count_cap`` and no further: the count scans at most that many rows.
+    ``count_is_exact`` says whether the number shown is exact.
+    """
+
+    count_cap = 10_000
+    estimate_above = 100_000
+    count_is_exact = True
+
+    @cached_property
+    def count(self):
+        queryset = self.object_list
+        if not queryset.query.where:
+            estimate = estimated_row_count(queryset.model, queryset.db)
+            if estimate is not None and estimate > self.estimate_above:
+                self.count_is_exact = False
+                return estimate
+        counted = queryset.order_by()[: self.count_cap + 1].count()
+        if counted > self.count_cap:
+            self.count_is_exact = False
+            return self.count_cap
+        return counted
+
+
+# --- the SLA column ----------------------------------------------------------------------------
+
+
+def short_duration(delta):
+    """'23 min', '5 h', '3 d': the precision a person reads in a queue."""
+    minutes = int(abs(delta.total_seconds()) // 60)
+    if minutes < 60:
+        return _("%(n)d min") % {"n": max(minutes, 1)} if minutes else _("<1 min")
+    hours = minutes // 60
+    if hours < 48:
+        return _("%(n)d h") % {"n": hours}
+    return _("%(n)d d") % {"n": hours // 24}
+
+
+def sla_summary(incident, now):
+    """(tone, text) for the next unmet SLA target, read from the stored columns only:
+    ``("breached", "breached 2 h ago")``, ``("warning", "12 min left")``, ``("ok", "3 h left")``,
+    ``("paused", "paused")``, ``("met", "met")``, or ``("none", "—")`` without a target."""
+    if not incident.is_open:
+        if incident.response_breached_at or incident.resolve_breached_at:
+            return "breached", _("breached")
+        if incident.resolve_due_at is None and incident.response_due_at is None:
+            return "none", "—"
+        return "met", _("met")
+    if incident.state == IncidentState.ON_HOLD:
+        return "paused", _("paused")
+    pending = []  # (due, breached_at, target length)
+    if incident.acknowledged_at is None and incident.response_due_at:
+        pending.append(
+            (incident.response_due_at, incident.response_breached_at, incident.response_target)
+        )
+    if incident.resolve_due_at:
+        pending.append(
+            (incident.resolve_due_at, incident.resolve_breached_at, incident.resolution_target)
+        )
+    breaches = [breached_at or due for due, breached_at, _t in pending if breached_at or due <= now]
+    if breaches:
+        return "breached", _("breached %(ago)s ago") % {"ago": short_duration(now - min(breaches))}
+    if not pending:
+        return "none", "—"
+    due, _b, target = min(pending, key=lambda p: p[0])
+    left = due - now
+    # Amber in the last quarter of the target (or the last 15 minutes without one).
+    soon = target / 4 if target else None
+    tone = "warning" if left <= (soon or timedelta(minutes=15)) else "ok"
+    return tone, _("%(left)s left") % {"left": short_duration(left)}
+
+
+# --- filters -----------------------------------------------------------------------------------
+
+
+class StateFilter(admin.SimpleListFilter):
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("open", _("Open (new, acknowledged, on hold)")), *IncidentState.choices]
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.filter(selectors.open_q())
+        if self.value() in IncidentState.values:
+            return queryset.filter(state=self.value())
+        return queryset
+
+
+class ServiceFilter(admin.SimpleListFilter):
+    title = _("affected service")
+    parameter_name = "service"
+
+    def lookups(self, request, model_admin):
+        return list(Service.objects.order_by("name").values_list("pk", "name"))
+
+    def queryset(self, request, queryset):
+        if self.value() and self.value().isdigit():
+            return selectors.incidents_with_service(queryset, int(self.value()))
+        return queryset
+
+
+class AssigneeFilter(admin.SimpleListFilter):
+    title = _("assignee")
+    parameter_name = "assignee"
+
+    def lookups(self, request, model_admin):
+        people = [(str(u.pk), u.get_username()) for u in staff_users()]
+        return [("me", _("Assigned to me")), ("none", _("Unassigned")), *people]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "me":
+            return queryset.filter(assignee=request.user)
+        if value == "none":
+            return queryset.filter(assignee__isnull=True)
+        if value and value.isdigit():
+            return queryset.filter(assignee_id=int(value))
+        return queryset
+
+
+class SlaFilter(admin.SimpleListFilter):
+    title = _("SLA")
+    parameter_name = "sla"
+
+    def lookups(self, request, model_admin):
+        return [("breached", _("Breached")), ("due_soon", _("Due within 1 h"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "breached":
+            return queryset.filter(selectors.breached_q())
+        if self.value() == "due_soon":
+            return queryset.filter(selectors.due_soon_q(timezone.now()))
+        return queryset
+
+
+# --- the incident admin ------------------------------------------------------------------------
+
+
+class AffectedServiceInline(admin.TabularInline):
+    """Edited as part of the incident form: the admin hands the rows to ``workflow.edit`` as
+    ``services``; they are never saved directly."""
+
+    model = IncidentService
+    fields = ["service", "status"]
+    autocomplete_fields = ["service"]
+    extra = 0
+    verbose_name_plural = _("affected services")
+
+    def get_extra(self, request, obj=None, **kwargs):
+        return 0 if obj else 1
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class UpdateInline(ReadOnlyInline):
+    """Public updates and work notes, newest first; new ones are posted with the form under the
+    incident (through ``workflow.post_update``)."""
+
+    model = IncidentUpdate
+    fields = ["created_at", "author", "kind", "public_status", "body"]
+    readonly_fields = fields
+    verbose_name_plural = _("public updates and work notes")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("author")
+
+    @admin.display(description=_("kind"))
+    def kind(self, obj):
+        return _("public update") if obj.is_public else _("work note")
+
+
+class TimelineInline(ReadOnlyInline):
+    model = IncidentEvent
+    fields = ["at", "actor", "kind", "change", "note"]
+    readonly_fields = fields
+    verbose_name_plural = _("timeline")
+    classes = ["collapse"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor")
+
+    @admin.display(description=_("change"))
+    def change(self, obj):
+        return describe_change(obj.old_value, obj.new_value)
+
+
+def describe_change(old, new):
+    if old is None and new is None:
+        return ""
+    if isinstance(old, dict) or isinstance(new, dict):
+        old, new = old or {}, new or {}
+        return "; ".join(
+            f"{key}: {_plain(old.get(key))} → {_plain(new.get(key))}"
+            for key in sorted({*old, *new})
+        )
+    return f"{_plain(old)} → {_plain(new)}"
+
+
+def _plain(value):
+    return "—" if value in (None, "") else str(value)
+
+
+PRIORITY_TONES = {1: "p1", 2: "p2", 3: "p3", 4: "p4", 5: "p5"}
+
+# What the change form may send to ``workflow.edit`` and ``workflow.create_incident``.
+EDIT_FIELDS = (
+    *workflow.EDITABLE_FIELDS,
+    "impact",
+    "urgency",
+    "assignee",
+    "assignment_group",
+    "problem",
+)
+CREATE_FIELDS = (
+    "title",
+    "description",
+    "impact",
+    "urgency",
+    "organization",
+    "contact",
+    "source",
+    "assignee",
+    "assignment_group",
+    "is_major",
+    "commander",
+    "communications_lead",
+)
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    form = IncidentForm
+    list_display = [
+        "reference_column",
+        "title",
+        "priority_column",
+        "state",
+        "services_column",
+        "assignee",
+        "sla_column",
+        "opened_at",
+    ]
+    list_display_links = ["reference_column", "title"]
+    list_filter = [
+        StateFilter,
+        "priority",
+        ServiceFilter,
+        AssigneeFilter,
+        SlaFilter,
+        "is_major",
+    ]
+    list_select_related = ["assignee"]
+    search_fields = ["title", "description"]
+    search_help_text = _(
+        "An incident reference (INC-000123 or 123), or words of the title or description."
+    )
+    ordering = ["priority", "resolve_due_at"]
+    list_per_page = 50
+    paginator = LargeTablePaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # a count per filter choice over a million rows
+    autocomplete_fields = ["organization", "contact", "problem"]
+    inlines = [AffectedServiceInline, UpdateInline, TimelineInline]
+    actions = ["assign_to_me", "acknowledge_selected", "resolve_selected", "link_to_problem"]
+    change_form_template = "admin/incidents/incident/change_form.html"
+
+    add_fieldsets = [
+        (None, {"fields": ["title", "description", ("impact", "urgency"), "source"]}),
+        (_("People"), {"fields": ["organization", "contact", "assignee", "assignment_group"]}),
+        (_("Major incident"), {"fields": ["is_major", "commander", "communications_lead"]}),
+    ]
+    change_fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    ("reference_column", "state", "priority_column"),
+                    "title",
+                    "description",
+                    ("impact", "urgency"),
+                    "loaded_version",
+                ]
+            },
+        ),
+        (_("People"), {"fields": ["organization", "contact", "assignee", "assignment_group"]}),
+        (_("Major incident"), {"fields": ["is_major", "commander", "communications_lead"]}),
+        (_("Problem"), {"fields": ["problem"]}),
+        (
+            _("SLA"),
+            {
+                "fields": [
+                    "sla_column",
+                    "sla_policy",
+                    ("response_target", "resolution_target"),
+                    ("response_due_at", "resolve_due_at"),
+                    ("response_breached_at", "resolve_breached_at"),
+                ]
+            },
+        ),
+        (
+            _("Lifecycle"),
+            {
+                "fields": [
+                    "source",
+                    ("opened_at", "acknowledged_at", "resolved_at", "closed_at"),
+                    "hold_reason",
+                    ("resolution_code", "resolution_notes"),
+                    ("public_status", "published_at"),
+                    "version",
+                ]
+            },
+        ),
+    ]
+    change_readonly_fields = [
+        "reference_column",
+        "state",
+        "priority_column",
+        "sla_column",
+        "sla_policy",
+        "response_target",
+        "resolution_target",
+        "response_due_at",
+        "resolve_due_at",
+        "response_breached_at",
+        "resolve_breached_at",
+        "source",
+        "opened_at",
+        "acknowledged_at",
+        "resolved_at",
+        "closed_at",
+        "hold_reason",
+        "resolution_code",
+        "resolution_notes",
+        "public_status",
+        "published_at",
+        "version",
+    ]
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def get_queryset(self, request):
+        return selectors.incident_queue(super().get_queryset(request))
+
+    def get_search_results(self, request, queryset, search_term):
+        """A reference is an exact primary-key lookup; anything else searches title and
+        description."""
+        pk = parse_reference(search_term) if search_term else None
+        if pk is not None:
+            return queryset.filter(pk=pk), False
+        return super().get_search_results(request, queryset, search_term)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name in ("assignee", "commander", "communications_lead"):
+            kwargs["queryset"] = staff_users()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return self.add_fieldsets
+        if not self.has_change_permission(request, obj):
+            return [
+                (
+                    name,
+                    {**options, "fields": [f for f in options["fields"] if f != "loaded_version"]},
+                )
+                for name, options in self.change_fieldsets
+            ]
+        return self.change_fieldsets
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj else [AffectedServiceInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.change_readonly_fields if obj else []
+
+    # --- columns -------------------------------------------------------------------------------
+
+    @admin.display(description=_("reference"), ordering="pk")
+    def reference_column(self, obj):
+        return obj.reference
+
+    @admin.display(description=_("priority"), ordering="priority")
+    def priority_column(self, obj):
+        return format_html(
+            '<span class="itsm-badge itsm-{}">{}</span>',
+            PRIORITY_TONES.get(obj.priority, "p5"),
+            obj.get_priority_display(),
+        )
+
+    @admin.display(description=_("affected services"))
+    def services_column(self, obj):
+        links = getattr(obj, "affected_list", None)
+        if links is None:  # outside the changelist (e.g. the change page)
+            links = list(obj.affected.select_related("service"))
+        return format_html_join(", ", "{}", ((link.service.name,) for link in links)) or "—"
+
+    @admin.display(description=_("SLA"), ordering="resolve_due_at")
+    def sla_column(self, obj):
+        tone, text = sla_summary(obj, timezone.now())
+        return format_html('<span class="itsm-sla itsm-sla-{}">{}</span>', tone, text)
+
+    # --- writes through the workflow -----------------------------------------------------------
+
+    def has_work_permission(self, request, obj=None):
+        """Workflow buttons and bulk actions: agents (work_incident) or anyone who may change
+        incidents."""
+        return request.user.has_perm("incidents.work_incident") or self.has_change_permission(
+            request, obj
+        )
+
+    def save_model(self, request, obj, form, change):
+        """Nothing here: the whole save is one workflow call in ``save_related``, once the
+        affected services from the inline are known."""
+
+    def save_related(self, request, form, formsets, change):
+        services = affected_services_from(formsets)
+        data = form.cleaned_data
+        if change:
+            changes = {f: data[f] for f in form.changed_data if f in EDIT_FIELDS}
+            if services is not None:
+                changes["services"] = services
+            if changes:
+                workflow.edit(
+                    form.instance,
+                    actor=request.user,
+                    expected_version=data.get("loaded_version"),
+                    changes=changes,
+                )
+            return
+        incident = workflow.create_incident(
+            actor=request.user,
+            services=services or {},
+            **{f: data[f] for f in CREATE_FIELDS if f in data},
+        )
+        # The admin redirects and logs with the object it built; give it the created row.
+        form.instance.pk = incident.pk
+        form.instance._state.adding = False
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        message = construct_change_message(form, [], add)
+        if not add and affected_services_from(formsets) is not None:
+            message.append({"changed": {"fields": ["affected services"]}})
+        return message
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """A save the workflow refuses (a stale form, an illegal change) rolls back whole and
+        comes back as a message; the page reloads the incident as it now is."""
+        if object_id:
+            extra_context = {
+                **(extra_context or {}),
+                **admin_views.change_page_context(self, request, object_id),
+            }
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except workflow.WorkflowError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/act/<str:action>/",
+                wrap(admin_views.transition_view(self)),
+                name="{}_{}_act".format(*info),
+            ),
+            path(
+                "<path:object_id>/post-update/",
+                wrap(admin_views.post_update_view(self)),
+                name="{}_{}_post_update".format(*info),
+            ),
+            path(
+                "<path:object_id>/preview/",
+                wrap(admin_views.preview_view(self)),
+                name="{}_{}_preview".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    # --- bulk actions --------------------------------------------------------------------------
+
+    @admin.action(description=_("Assign the selected incidents to me"), permissions=["work"])
+    def assign_to_me(self, request, queryset):
+        admin_views.run_bulk(
+            self,
+            request,
+            queryset,
+            lambda incident: workflow.assign(incident, actor=request.user, assignee=request.user),
+            done=lambda n: ngettext(
+                "Assigned %(count)d incident to you: %(references)s.",
+                "Assigned %(count)d incidents to you: %(references)s.",
+                n,
+            ),
+        )
+
+    @admin.action(description=_("Acknowledge the selected incidents"), permissions=["work"])
+    def acknowledge_selected(self, request, queryset):
+        admin_views.run_bulk(
+            self,
+            request,
+            queryset,
+            lambda incident: workflow.acknowledge(incident, actor=request.user),
+            done=lambda n: ngettext(
+                "Acknowledged %(count)d incident: %(references)s.",
+                "Acknowledged %(count)d incidents: %(references)s.",
+                n,
+            ),
+        )
+
+    @admin.action(description=_("Resolve the selected incidents…"), permissions=["work"])
+    def resolve_selected(self, request, queryset):
+        return admin_views.bulk_resolve(self, request, queryset)
+
+    @admin.action(description=_("Link the selected incidents to a problem…"), permissions=["work"])
+    def link_to_problem(self, request, queryset):
+        return admin_views.bulk_link_problem(self, request, queryset)
+
+
+def affected_services_from(formsets):
+    """{service: status} from the affected-services inline when it changed, else None."""
+    for formset in formsets:
+        if formset.model is not IncidentService:
+            continue
+        if not formset.has_changed():
+            return None
+        deleted = set(formset.deleted_forms)
+        return {
+            form.cleaned_data["service"]: form.cleaned_data["status"]
+            for form in formset.forms
+            if form not in deleted and form.cleaned_data.get("service")
+        }
+    return None
+
+
+# --- the smaller admins ------------------------------------------------------------------------
+
+
+@admin.register(PriorityMatrixEntry)
+class PriorityMatrixEntryAdmin(admin.ModelAdmin):
+    """The nine cells of impact × urgency; staff change the priority in place."""
+
+    list_display = ["cell", "impact", "urgency", "priority"]
+    list_editable = ["priority"]
+    list_display_links = ["cell"]
+    readonly_fields = ["impact", "urgency"]
+
+    @admin.display(description=_("cell"))
+    def cell(self, obj):
+        return f"{obj.impact}×{obj.urgency}"
+
+    def has_add_permission(self, request):
+        return False  # the matrix is complete; a missing cell would break priority
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """The record as the workflow and the sweep wrote it: seen, never edited here."""
+
+    paginator = LargeTablePaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(IncidentEvent)
+class IncidentEventAdmin(ReadOnlyAdmin):
+    list_display = ["at", "incident", "kind", "actor", "note"]
+    list_filter = ["kind"]
+    list_select_related = ["incident", "actor"]
+    ordering = ["-at", "-id"]
+    raw_id_fields = ["incident", "actor"]
+
+    search_fields = ["note"]
+    search_help_text = _("An incident reference (INC-000123), or words of the note.")
+
+    def get_search_results(self, request, queryset, search_term):
+        pk = parse_reference(search_term) if search_term else None
+        if pk is not None:
+            return queryset.filter(incident_id=pk), False
+        return super().get_search_results(request, queryset, search_term)
+
+
+@admin.register(SlaSignal)
+class SlaSignalAdmin(ReadOnlyAdmin):
+    list_display = ["raised_at", "incident", "target", "threshold", "is_breach", "due_at"]
+    list_filter = ["target", "threshold"]
+    list_select_related = ["incident"]
+    ordering = ["-raised_at"]
+
+    @admin.display(description=_("breach"), boolean=True)
+    def is_breach(self, obj):
+        return obj.is_breach

@@ -1,0 +1,86 @@
+"""Forms of the incident admin. They parse input; the rules live in ``incidents.workflow``."""
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.utils.translation import gettext_lazy as _
+
+from incidents.models import Incident, PublicStatus, ResolutionCode
+from problems.models import Problem, ProblemState
+from services.models import Language
+
+
+class IncidentForm(forms.ModelForm):
+    """The change form carries the version it was loaded with, so a save can be refused when
+    someone else changed the incident meanwhile."""
+
+    loaded_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    class Meta:
+        model = Incident
+        # The admin narrows these per page (add or change); all of them go to the workflow.
+        fields = [
+            "title",
+            "description",
+            "impact",
+            "urgency",
+            "source",
+            "organization",
+            "contact",
+            "assignee",
+            "assignment_group",
+            "is_major",
+            "commander",
+            "communications_lead",
+            "problem",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["loaded_version"].initial = self.instance.version
+
+
+def staff_users():
+    """People an incident can be given to: active staff, a short list even on a big site."""
+    return get_user_model().objects.filter(is_active=True, is_staff=True).order_by("username")
+
+
+class HoldForm(forms.Form):
+    reason = forms.CharField(label=_("reason"), max_length=200)
+
+
+class ResolveForm(forms.Form):
+    code = forms.ChoiceField(label=_("resolution code"), choices=ResolutionCode.choices)
+    notes = forms.CharField(label=_("resolution notes"), widget=forms.Textarea(attrs={"rows": 3}))
+    public_message = forms.CharField(
+        label=_("public message"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("Sent to subscribers if the incident is public; a default text otherwise."),
+    )
+
+
+class ReopenForm(forms.Form):
+    reason = forms.CharField(label=_("reason"), max_length=500, required=False)
+
+
+class UpdateForm(forms.Form):
+    """A new work note or public update, and the language to preview its email in."""
+
+    body = forms.CharField(label=_("message"), widget=forms.Textarea(attrs={"rows": 4}))
+    is_public = forms.BooleanField(label=_("public update"), required=False)
+    public_status = forms.ChoiceField(
+        label=_("public status"),
+        choices=[("", "—"), *PublicStatus.choices],
+        required=False,
+    )
+    language = forms.ChoiceField(
+        label=_("preview language"), choices=Language.choices, required=False
+    )
+
+
+class LinkProblemForm(forms.Form):
+    problem = forms.ModelChoiceField(
+        label=_("problem"),
+        queryset=Problem.objects.exclude(state=ProblemState.CLOSED).order_by("-created_at"),
+    )
