@@ -1,0 +1,269 @@
+"""``make run`` from a fresh clone: the set-up steps, the web server, and ``run_all``.
+
+A clean copy of the committed tree (``git archive HEAD``) is set up with the embedded defaults
+only (SQLite, filesystem broker, no environment), running the Makefile's own ``setup`` recipe
+with this virtualenv's python: a second virtualenv would make the test minutes long.
+"""
+
+import http.cookiejar
+import io
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("clean-checkout")]
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_PASSWORD = "clean-checkout-pw-7f3a"
+# `pip install -e` puts a finder on sys.meta_path that serves this project's packages from the
+# original tree, submodules included: a module missing from the copy would still be imported
+# from there. Python runs `sitecustomize` after it has set up site-packages, so this one, found
+# first on PYTHONPATH, takes that finder out and the copy is all the copy's python sees.
+SITECUSTOMIZE = """\
+import sys
+
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+"""
+# Everything that would move the copy off its embedded defaults.
+CONFIG_VARIABLES = [
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "EMAIL_URL",
+    "SECRET_KEY",
+    "DEBUG",
+    "SECURE_HTTPS",
+    "ALLOWED_HOSTS",
+    "STATIC_MANIFEST",
+    "CELERY_TASK_ALWAYS_EAGER",
+]
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory):
+    """A set-up clean copy of the checkout: ``(directory, environment, make's output)``."""
+    if not (ROOT / ".git").exists() or not shutil.which("git") or not shutil.which("make"):
+        pytest.skip("needs a git checkout, git and make")
+    directory = tmp_path_factory.mktemp("clean-checkout")
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", "HEAD"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(directory, filter="data")
+
+    isolation = tmp_path_factory.mktemp("isolation")
+    (isolation / "sitecustomize.py").write_text(SITECUSTOMIZE)
+
+    env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES}
+    env.update(
+        PYTHONPATH=str(isolation),
+        ITSM_VAR_DIR=str(directory / "var"),
+        ITSM_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        PYTHONUNBUFFERED="1",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    # The copy's own packages must be the ones imported, and nothing from the original tree.
+    probe = (
+        "import importlib.util, sys, services; print(services.__file__); "
+        "print(importlib.util.find_spec('services.no_such_module'))"
+    )
+    where = subprocess.run(
+        [sys.executable, "-c", probe], cwd=directory, env=env, capture_output=True, text=True
+    )
+    assert where.stdout.split() == [str(directory / "services" / "__init__.py"), "None"], where
+
+    # `-o` treats the install stamp as up to date: `setup` runs its own steps only.
+    setup = subprocess.run(
+        ["make", "setup", f"PY={sys.executable}", "-o", ".venv/.installed"],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    return directory, env, setup.stdout + setup.stderr
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url, timeout=60, process=None, log=None):
+    """GET ``url`` until it answers; fail early if ``process`` has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"exited with {process.returncode} before {url} answered:\n{_read(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.3)
+    pytest.fail(f"{url} did not answer in {timeout}s:\n{_read(log)}")
+
+
+def _read(path):
+    return Path(path).read_text(errors="replace") if path else ""
+
+
+def sign_in(base):
+    """Sign in to the admin as ``admin``; returns the page the login redirects to."""
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    with opener.open(f"{base}/admin/login/") as response:
+        assert response.status == 200
+        page = response.read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode(
+        {
+            "csrfmiddlewaretoken": token,
+            "username": "admin",
+            "password": ADMIN_PASSWORD,
+            "next": "/admin/",
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"{base}/admin/login/", data=form, headers={"Referer": f"{base}/admin/login/"}
+    )
+    with opener.open(request) as response:
+        return response.geturl(), response.read().decode(), page
+
+
+def test_setup_steps_from_a_clean_checkout(checkout):
+    directory, env, output = checkout
+    assert "Demo data loaded: 14 services" in output
+    assert "Created superuser 'admin'" in output
+    assert (directory / "var" / "itsm.sqlite3").exists()
+    assert (directory / "var" / "static" / "staticfiles.json").exists()
+
+    port = free_port()
+    log = directory / "gunicorn.log"
+    with open(log, "wb") as out:
+        web = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "itsm.wsgi:application"]
+            + ["--bind", f"127.0.0.1:{port}", "--workers", "1"],
+            cwd=directory,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for(f"{base}/healthz", process=web, log=log) == 200
+        assert wait_for(f"{base}/readyz") == 200
+        landed, page, login_page = sign_in(base)
+        assert landed == f"{base}/admin/", page
+        assert "Payments" in page or "Catalog" in page or "Service" in page
+        # Static files come from the collected, hashed copies (whitenoise).
+        stylesheet = re.search(r'href="(/static/admin/css/base\.[0-9a-f]+\.css)"', login_page)
+        assert stylesheet, login_page
+        with urllib.request.urlopen(base + stylesheet.group(1)) as response:
+            assert response.status == 200
+    finally:
+        web.terminate()
+        web.wait(timeout=30)
+
+
+def _children(pid):
+    """Every live descendant of ``pid`` (from /proc)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def run_all(checkout):
+    """Start ``manage.py run_all`` in the clean copy; yields (process, base URL, log path)."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc to find the child processes")
+    directory, env, _ = checkout
+    port = free_port()
+    log = directory / f"run_all-{port}.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "run_all", "--port", str(port)],
+            cwd=directory,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for(f"{base}/healthz", process=process, log=log) == 200
+        deadline = time.monotonic() + 60
+        while not all(mark in _read(log) for mark in ("celery@", "ready.", "beat: Starting")):
+            assert time.monotonic() < deadline, _read(log)
+            assert process.poll() is None, _read(log)
+            time.sleep(0.3)
+        yield process, base, log
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _started(log, name):
+    return int(re.search(rf"started {name} \(pid (\d+)\)", _read(log)).group(1))
+
+
+def test_run_all_serves_and_stops_everything_on_ctrl_c(run_all):
+    process, base, log = run_all
+    assert wait_for(f"{base}/admin/login/") == 200
+    children = _children(process.pid)
+    # web (gunicorn master + a worker or more), celery worker (+ pool), beat.
+    assert {_started(log, name) for name in ("web", "worker", "beat")} <= children
+    assert len(children) >= 5, children
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0, _read(log)
+
+    assert "stopped on SIGINT" in _read(log)
+    assert not [pid for pid in children if _alive(pid)], _read(log)
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"{base}/healthz", timeout=2)
+
+
+def test_run_all_stops_the_others_when_one_dies(run_all):
+    process, base, log = run_all
+    children = _children(process.pid)
+
+    os.kill(_started(log, "beat"), signal.SIGKILL)
+
+    assert process.wait(timeout=60) != 0
+    assert "beat exited with code -9; stopping the others" in _read(log)
+    assert not [pid for pid in children if _alive(pid)], _read(log)
