@@ -249,13 +249,21 @@ def analyze(*tables):
 
 
 def copy_rows(table: str, columns: Iterable[str], rows: Iterable[tuple], *, total: int, desc=""):
-    """COPY ``rows`` (tuples in ``columns`` order, Python values) into ``table``, with a
-    progress bar. Returns the number of rows written."""
+    """COPY ``rows`` (tuples of Python values in ``columns`` order) into ``table`` in binary
+    format, typed from the catalog (several times faster than text for dates and intervals),
+    with a progress bar. Returns the number of rows written."""
     from django.db import connection
     from tqdm import tqdm
 
     columns = list(columns)
-    sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+            " WHERE a.attrelid = %s::regclass AND a.attnum > 0",
+            [table],
+        )
+        types = dict(cursor.fetchall())
+    sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
     written = 0
     with (
         connection.cursor() as cursor,
@@ -270,6 +278,7 @@ def copy_rows(table: str, columns: Iterable[str], rows: Iterable[tuple], *, tota
             leave=False,
         ) as bar,
     ):
+        copy.set_types([types[c] for c in columns])
         for row in rows:
             copy.write_row(row)
             written += 1

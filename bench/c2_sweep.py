@@ -1,0 +1,109 @@
+"""C2, the SLA sweep: one ``sweep_sla`` with 10,000 and then 1,000,000 open incidents
+(quick: 1,000 and 20,000), 100 of them due, in PostgreSQL. The sweep reads a partial index, so
+its cost must follow what is due, not what is open: target 1M / 10k ≤ 1.5×.
+
+Each sweep runs inside a transaction that is rolled back, so every run finds the same 100 due
+incidents (and its on-commit deliveries are never sent)."""
+
+import os
+
+from bench.common import Row, analyze, median_time, profiled, say
+from bench.data import copy_incidents, make_catalog
+
+TARGET_RATIO = 1.5
+DUE = 100
+INDEX = "incident_sla_due_idx"
+
+
+class _RolledBack(Exception):
+    pass
+
+
+def _sweep_rolled_back(now, raised):
+    from django.db import transaction
+
+    from incidents.sweep import sweep_sla
+
+    try:
+        with transaction.atomic():
+            raised.append(sweep_sla(now=now))
+            raise _RolledBack
+    except _RolledBack:
+        pass
+
+
+def _due_query_plan(now):
+    from incidents.sweep import due_incidents
+
+    return due_incidents(now)[:500].explain(analyze=True, buffers=True)
+
+
+def _measure(label, now, repeat):
+    from django.db import connection
+
+    raised = []
+    _sweep_rolled_back(now, raised)  # warm the caches once, untimed
+    seconds, _times = median_time(lambda: _sweep_rolled_back(now, raised), repeat=repeat)
+    plan = _due_query_plan(now)
+    say(f"  EXPLAIN of the due query with {label} open incidents:")
+    say("    " + plan.replace("\n", "\n    "))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_size_pretty(pg_relation_size(%s))", [INDEX])
+        size = cursor.fetchone()[0]
+    say(f"  {INDEX}: {size}; signals raised per sweep: {sorted(set(raised))}")
+    return seconds, plan, raised
+
+
+def run(quick: bool) -> list[Row]:
+    from django.utils import timezone
+
+    from bench.common import fresh_database
+    from incidents.models import Incident
+    from incidents.sweep import due_incidents
+
+    small, large = (1_000, 20_000) if quick else (10_000, 1_000_000)
+    repeat = 3 if quick else 5
+    with fresh_database():
+        catalog = make_catalog()
+        now = timezone.now()
+        copy_incidents(small, catalog=catalog, now=now, due=DUE, desc=f"{small:,} incidents")
+        assert due_incidents(now).count() == DUE
+        small_s, small_plan, small_raised = _measure(f"{small:,}", now, repeat)
+
+        copy_incidents(
+            large - small, catalog=catalog, now=now, seed=2, desc=f"{large - small:,} more"
+        )
+        analyze("incidents_incident")
+        assert Incident.objects.count() == large and due_incidents(now).count() == DUE
+        large_s, large_plan, large_raised = _measure(f"{large:,}", now, repeat)
+        ratio = large_s / small_s
+        if ratio > TARGET_RATIO or os.environ.get("BENCH_PROFILE"):
+            with profiled("c2-sweep-large"):
+                _sweep_rolled_back(now, [])
+
+    index_used = INDEX in small_plan and INDEX in large_plan
+    work_done = min(small_raised + large_raised) >= DUE
+    return [
+        Row(f"one sweep, {small:,} open, {DUE} due", small_s * 1000, "ms"),
+        Row(
+            f"one sweep, {large:,} open, {DUE} due",
+            large_s * 1000,
+            "ms",
+            baseline=small_s * 1000,
+            ratio=ratio,
+            target=f"≤ {TARGET_RATIO}× the {small:,} sweep",
+            met=ratio <= TARGET_RATIO,
+        ),
+        Row(
+            "due query: index scan on incident_sla_due_idx",
+            "yes" if index_used else "no",
+            target="index scan",
+            met=index_used,
+        ),
+        Row(
+            "signals raised per sweep (≥ 1 per due incident)",
+            min(small_raised + large_raised),
+            met=work_done,
+            target=f"≥ {DUE}",
+        ),
+    ]
