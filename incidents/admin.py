@@ -246,7 +246,6 @@ class TimelineInline(ReadOnlyInline):
     fields = ["at", "actor", "kind", "change", "note"]
     readonly_fields = fields
     verbose_name_plural = _("timeline")
-    classes = ["collapse"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor")

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -121,7 +121,7 @@ def buttons_for(incident, user):
                 "name": name,
                 "label": transition.label,
                 "url": reverse("admin:incidents_incident_act", args=[incident.pk, name]),
-                "form": transition.form(prefix=None) if transition.form else None,
+                "form": transition.form(auto_id=f"id_{name}_%s") if transition.form else None,
             }
         )
     return shown
@@ -164,9 +164,9 @@ def _incident_for_work(model_admin, request, object_id):
         return None, HttpResponseNotAllowed(["POST"])
     if not model_admin.has_work_permission(request):
         raise PermissionDenied
-    incident = get_object_or_404(Incident, pk=object_id) if object_id.isdigit() else None
-    if incident is None:
-        raise PermissionDenied
+    if not object_id.isdigit():
+        raise Http404
+    incident = get_object_or_404(Incident, pk=object_id)
     if not model_admin.has_work_permission(request, incident):
         raise PermissionDenied
     version = _posted_version(request)
@@ -230,8 +230,10 @@ def preview_view(model_admin):
     """The email a public update with this text would send; renders, writes nothing."""
 
     def view(request, object_id):
-        incident = get_object_or_404(Incident, pk=object_id) if object_id.isdigit() else None
-        if incident is None or not model_admin.has_view_permission(request, incident):
+        if not object_id.isdigit():
+            raise Http404
+        incident = get_object_or_404(Incident, pk=object_id)
+        if not model_admin.has_view_permission(request, incident):
             raise PermissionDenied
         form = UpdateForm(request.POST or request.GET or None)
         preview = None

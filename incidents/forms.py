@@ -39,6 +39,18 @@ class IncidentForm(forms.ModelForm):
         if self.instance.pk:
             self.fields["loaded_version"].initial = self.instance.version
 
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk and cleaned.get("loaded_version") is None:
+            # Without it a save could silently overwrite someone else's change.
+            raise forms.ValidationError(
+                _(
+                    "This form does not say which version of the incident it was loaded from; "
+                    "reload the page and make your change again."
+                )
+            )
+        return cleaned
+
 
 def staff_users():
     """People an incident can be given to: active staff, a short list even on a big site."""

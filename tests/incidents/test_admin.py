@@ -213,6 +213,14 @@ def test_changelist_filters(admin_client, queue, query, expected):
     response = admin_client.get(f"{CHANGELIST}?{query}")
     assert response.status_code == 200
     assert listed(response) == ids(incidents, *expected)
+    count = len(expected)
+    assert f"{count} incident{'' if count == 1 else 's'}" in response.content.decode()
+
+
+def test_changelist_in_romanian(admin_client, queue):
+    response = admin_client.get(f"{CHANGELIST}?state=open", HTTP_ACCEPT_LANGUAGE="ro")
+    assert response.status_code == 200
+    assert response.wsgi_request.LANGUAGE_CODE == "ro"
 
 
 def test_filter_by_service(admin_client, queue, service):
@@ -379,12 +387,23 @@ def test_stale_form_is_refused_naming_who_changed_what(admin_client, new_inciden
     assert not new_incident.events.filter(kind="edited").exists()
 
 
+def test_change_form_without_its_version_is_not_saved(admin_client, new_incident):
+    data = change_form_data(admin_client.get(change_url(new_incident)))
+    data.update(title="Edited", loaded_version="")
+    response = admin_client.post(change_url(new_incident), data)
+    assert response.status_code == 200
+    assert "reload the page" in str(response.context["adminform"].form.non_field_errors())
+    new_incident.refresh_from_db()
+    assert new_incident.title == "Card payments fail"
+
+
 def test_change_page_shows_sla_timeline_and_version(admin_client, new_incident):
     response = admin_client.get(change_url(new_incident))
     content = response.content.decode()
     assert 'name="loaded_version"' in content and 'type="hidden"' in content
     assert "Response due" in content and "Resolution due" in content
-    assert "Timeline" in content
+    assert 'id="events-group"' in content and 'id="updates-group"' in content
+    assert 'id="affected-group"' in content
     assert "min left" in content
 
 
@@ -582,6 +601,8 @@ def test_bulk_link_to_problem(desk, three, agent):
     problem = Problem.objects.create(title="Flaky load balancer")
     response = bulk(desk, "link_to_problem", three, index=0)
     assert "Flaky load balancer" in response.content.decode()
+    response = bulk(desk, "link_to_problem", three, apply="1", problem="")
+    assert "problem" in response.context["form"].errors
     response = bulk(desk, "link_to_problem", three, apply="1", problem=problem.pk)
     assert messages_of(response)[0].startswith("Linked 3 incidents to the problem")
     assert problem.incidents.count() == 3
