@@ -14,11 +14,12 @@ import time
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from notifications.channels import PermanentError, TransientError, get_channel
 from notifications.models import Notification, NotificationStatus
+from services.models import Contact
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +99,10 @@ def _claimed(ids, lease):
 def _cancel_unwanted(ids, lease):
     """Cancel claimed rows whose recipient must not hear from us any more: a contact who
     unsubscribed or was deactivated, a deactivated subscription or staff user."""
+    contact_gone = ~Exists(Contact.objects.filter(pk=OuterRef("contact_id")))
     unwanted = (
         Q(contact__isnull=False, contact__is_active=False)
+        | (Q(contact_id__isnull=False) & contact_gone)  # deleted without the ORM's cascade
         | Q(channel="email", contact__email_opt_out__isnull=False)
         | Q(subscription__isnull=False, subscription__is_active=False)
         | Q(user__isnull=False, user__is_active=False)

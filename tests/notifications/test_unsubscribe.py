@@ -7,7 +7,7 @@ from notifications import delivery
 from notifications.models import EmailOptOut, EventKind, Notification, NotificationStatus
 from notifications.outbox import enqueue_incident_event
 from notifications.unsubscribe import make_token, read_token
-from services.models import Subscription
+from services.models import Contact, Subscription
 from tests.factories import ContactFactory, OrganizationFactory, ServiceFactory, SubscriptionFactory
 from tests.notifications.conftest import deliver_all, make_incident
 
@@ -133,3 +133,12 @@ def test_deleted_contact_takes_its_queued_rows_with_it(service, contact, smtp, d
     contact.delete()
     deliver_all(event)
     assert [r for r, _m in smtp.messages] == [[other.email]]
+
+
+def test_contact_removed_behind_the_orms_back_is_not_mailed(service, contact, smtp, dispatched):
+    event = publish(service)
+    contact.subscriptions.all().delete()
+    Contact.objects.filter(pk=contact.pk)._raw_delete(Contact.objects.db)
+    deliver_all(event)
+    assert smtp.messages == []
+    assert Notification.objects.get(event=event).status == NotificationStatus.CANCELLED
