@@ -1,0 +1,175 @@
+"""C4, the write path: acknowledge, change priority, hold, resume and resolve through
+``incidents/workflow.py`` (row, timeline, deadlines, service status, outbox rows, one
+transaction each), against a plain ``Incident.objects.filter(pk=…).update(…)`` of the same row.
+
+Targets: ≥ 0.2× the plain update's rate, and the same number of SQL queries per transition for
+an incident affecting 1 service and one affecting 20 (no per-service query)."""
+
+import contextlib
+import os
+import time
+
+from bench.common import Row, flush_redis, profiled, say
+
+TARGET_RATIO = 0.2
+TRANSITIONS = ["acknowledge", "change_priority", "hold", "resume", "resolve"]
+
+
+class QueryCounter:
+    """Counts the SQL statements Django runs (``connection.execute_wrapper``)."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
+def _steps(workflow, actor):
+    """The five transitions, each a function of the incident, in lifecycle order."""
+    return {
+        "acknowledge": lambda i: workflow.acknowledge(i, actor=actor, expected_version=i.version),
+        "change_priority": lambda i: workflow.change_priority(
+            i, actor=actor, impact=1, urgency=1, expected_version=i.version
+        ),
+        "hold": lambda i: workflow.hold(
+            i, actor=actor, reason="Waiting on the customer", expected_version=i.version
+        ),
+        "resume": lambda i: workflow.resume(i, actor=actor, expected_version=i.version),
+        "resolve": lambda i: workflow.resolve(
+            i,
+            actor=actor,
+            code="fixed",
+            notes="Restarted the failing nodes.",
+            public_message="Fixed: service is back to normal.",
+            expected_version=i.version,
+        ),
+    }
+
+
+def _lifecycles(count, services, actor, group, counter):
+    """Run ``count`` incidents affecting ``services`` through the five transitions, one after
+    another (so each resolve returns its services to operational). Returns per transition the
+    list of (seconds, queries)."""
+    from incidents import workflow
+
+    steps = _steps(workflow, actor)
+    found = {name: [] for name in TRANSITIONS}
+    for n in range(count):
+        incident = workflow.create_incident(
+            actor=actor,
+            title=f"Bench incident {n}",
+            impact=2,
+            urgency=2,
+            services=services,
+            assignment_group=group,
+        )
+        for name in TRANSITIONS:
+            before = counter.count
+            started = time.perf_counter()
+            result = steps[name](incident)
+            found[name].append((time.perf_counter() - started, counter.count - before))
+            incident = result if hasattr(result, "version") else incident
+    return found
+
+
+def _plain_updates(count, incident_pk, counter):
+    """The baseline: one plain UPDATE of the same kind of row per transition."""
+    from django.db.models import F
+    from django.utils import timezone
+
+    from incidents.models import Incident
+
+    states = ["acknowledged", "acknowledged", "on_hold", "acknowledged", "resolved"]
+    times, queries = [], []
+    for _ in range(count):
+        for state in states:
+            before = counter.count
+            started = time.perf_counter()
+            Incident.objects.filter(pk=incident_pk).update(
+                state=state, version=F("version") + 1, updated_at=timezone.now()
+            )
+            times.append(time.perf_counter() - started)
+            queries.append(counter.count - before)
+    return times, queries
+
+
+def _subscribers(services, count=20):
+    from services.models import Contact, Organization, Subscription
+
+    org = Organization.objects.create(name="Bench subscribers", slug="bench-subscribers")
+    contacts = Contact.objects.bulk_create(
+        Contact(organization=org, name=f"Subscriber {n}", email=f"s{n}@customer.example.com")
+        for n in range(count)
+    )
+    Subscription.objects.bulk_create(
+        Subscription(service=services[n % len(services)], contact=c) for n, c in enumerate(contacts)
+    )
+
+
+def run(quick: bool) -> list[Row]:
+    from django.db import connection
+
+    from bench.common import fresh_database
+    from bench.data import make_catalog
+
+    per_size = 10 if quick else 60
+    flush_redis()
+    try:
+        with fresh_database():
+            catalog = make_catalog(services=24)
+            _subscribers(catalog.services)
+            actor = catalog.users[0]
+            counter = QueryCounter()
+            with connection.execute_wrapper(counter):
+                # Warm-up: imports, prepared caches, the first connection.
+                _lifecycles(2, catalog.services[:1], actor, catalog.groups[0], counter)
+                one = _lifecycles(per_size, catalog.services[:1], actor, catalog.groups[0], counter)
+                twenty = _lifecycles(
+                    per_size, catalog.services[:20], actor, catalog.groups[0], counter
+                )
+                plain_times, plain_queries = _plain_updates(per_size * 2, 1, counter)
+            if os.environ.get("BENCH_PROFILE"):
+                with profiled("c4-write-path"):
+                    _lifecycles(5, catalog.services[:20], actor, catalog.groups[0], counter)
+    finally:
+        with contextlib.suppress(Exception):
+            flush_redis()
+
+    def rate(samples):
+        return len(samples) / sum(seconds for seconds, _ in samples)
+
+    all_workflow = [s for size in (one, twenty) for name in TRANSITIONS for s in size[name]]
+    workflow_rate = rate(all_workflow)
+    plain_rate = len(plain_times) / sum(plain_times)
+    ratio = workflow_rate / plain_rate
+    rows = [
+        Row("plain Incident.objects.filter(pk=…).update(…)", plain_rate, "/s"),
+        Row(
+            "workflow transitions (5 kinds, 1 and 20 services)",
+            workflow_rate,
+            "/s",
+            baseline=plain_rate,
+            ratio=ratio,
+            target=f"≥ {TARGET_RATIO}× plain update",
+            met=ratio >= TARGET_RATIO,
+        ),
+    ]
+    for name in TRANSITIONS:
+        q1 = max(q for _, q in one[name])
+        q20 = max(q for _, q in twenty[name])
+        rate_20 = rate(twenty[name])
+        say(f"  {name}: {rate(one[name]):.0f}/s with 1 service, {rate_20:.0f}/s with 20")
+        rows.append(
+            Row(
+                f"queries per {name}, 20 services (baseline: 1 service)",
+                q20,
+                baseline=q1,
+                ratio=q20 / q1,
+                target="same as with 1 service",
+                met=q20 == q1,
+            )
+        )
+    rows.append(Row("queries per plain update", max(plain_queries)))
+    return rows
