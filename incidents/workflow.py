@@ -82,7 +82,11 @@ def _now(now):
 def _lock(incident, expected_version, action):
     """Re-read and lock the row (the caller is inside ``transaction.atomic``); refuse a stale
     version and an illegal move."""
-    locked = Incident.objects.select_for_update().get(pk=incident.pk)
+    locked = (
+        Incident.objects.select_for_update(of=("self",))
+        .select_related("sla_policy__calendar")
+        .get(pk=incident.pk)
+    )
     if expected_version is not None and locked.version != expected_version:
         last = (
             IncidentEvent.objects.filter(incident=locked)
@@ -144,13 +148,16 @@ def _user_label(user):
     return user.get_username() if user else None
 
 
-def _save(incident, *, sla=True, services_changed=False):
-    """Bump the version, recompute deadlines, save, and let services follow."""
-    if sla:
-        deadlines.recompute(incident)
+def _save(incident, *, sla=False, repolicy=False, services_changed=False):
+    """Bump the version and save. ``sla``: the clock moved (state, pause), recompute the
+    deadlines with the stored policy; ``repolicy``: what picks the policy changed (priority,
+    services, organisation), choose it again; ``services_changed``: the affected services or
+    the incident's openness changed, so their status follows."""
+    if sla or repolicy:
+        deadlines.recompute(incident, reuse_policy=not repolicy)
     incident.version += 1
     incident.save()
-    if services_changed or sla:
+    if services_changed:
         refresh_service_status(incident.affected.values_list("service_id", flat=True))
     return incident
 
@@ -278,7 +285,7 @@ def acknowledge(incident, *, actor, expected_version=None, now=None):
             old=IncidentState.NEW,
             new=IncidentState.ACKNOWLEDGED,
         )
-        return _save(incident)
+        return _save(incident, sla=True)
 
 
 def assign(incident, *, actor, assignee=None, group=None, expected_version=None, now=None):
@@ -287,7 +294,7 @@ def assign(incident, *, actor, assignee=None, group=None, expected_version=None,
     with transaction.atomic():
         incident = _lock(incident, expected_version, "assign")
         _do_assign(incident, actor=actor, assignee=assignee, group=group, at=now)
-        return _save(incident, sla=False)
+        return _save(incident)
 
 
 def _do_assign(incident, *, actor, assignee, group, at):
@@ -335,7 +342,7 @@ def change_priority(incident, *, actor, impact, urgency, expected_version=None, 
     with transaction.atomic():
         incident = _lock(incident, expected_version, "change_priority")
         _do_change_priority(incident, actor=actor, impact=impact, urgency=urgency, at=now)
-        return _save(incident)
+        return _save(incident, repolicy=True)
 
 
 def _do_change_priority(incident, *, actor, impact, urgency, at):
@@ -370,7 +377,7 @@ def hold(incident, *, actor, reason, expected_version=None, now=None):
             new=IncidentState.ON_HOLD,
             note=reason,
         )
-        return _save(incident)
+        return _save(incident, sla=True)
 
 
 def resume(incident, *, actor, expected_version=None, now=None):
@@ -391,7 +398,7 @@ def resume(incident, *, actor, expected_version=None, now=None):
             old=IncidentState.ON_HOLD,
             new=incident.state,
         )
-        return _save(incident)
+        return _save(incident, sla=True)
 
 
 def post_update(
@@ -436,7 +443,7 @@ def post_update(
             at=now,
             new={"public": is_public, "public_status": update.public_status, "update": update.pk},
         )
-        _save(incident, sla=False)
+        _save(incident)
         if kind:
             enqueue_incident_event(incident=incident, kind=kind, update=update)
     return update
@@ -481,7 +488,7 @@ def resolve(incident, *, actor, code, notes, public_message="", expected_version
             )
             incident.published_at = incident.published_at or now
             incident.public_status = PublicStatus.RESOLVED
-        _save(incident)
+        _save(incident, sla=True, services_changed=True)
         if update is not None:
             enqueue_incident_event(
                 incident=incident, kind=NotificationKind.INCIDENT_RESOLVED, update=update
@@ -503,7 +510,7 @@ def close(incident, *, actor, expected_version=None, now=None):
             old=IncidentState.RESOLVED,
             new=IncidentState.CLOSED,
         )
-        return _save(incident, sla=False)
+        return _save(incident)
 
 
 def reopen(incident, *, actor, reason="", expected_version=None, now=None):
@@ -527,7 +534,7 @@ def reopen(incident, *, actor, reason="", expected_version=None, now=None):
             new=IncidentState.ACKNOWLEDGED,
             note=reason,
         )
-        return _save(incident)
+        return _save(incident, sla=True, services_changed=True)
 
 
 def link_problem(incident, *, actor, problem, expected_version=None, now=None):
@@ -546,7 +553,7 @@ def link_problem(incident, *, actor, problem, expected_version=None, now=None):
             old=old,
             new=getattr(problem, "pk", None),
         )
-        return _save(incident, sla=False)
+        return _save(incident)
 
 
 def set_affected_services(incident, *, actor, services, expected_version=None, now=None):
@@ -557,7 +564,7 @@ def set_affected_services(incident, *, actor, services, expected_version=None, n
     with transaction.atomic():
         incident = _lock(incident, expected_version, "edit")
         _do_set_services(incident, actor=actor, statuses=statuses, at=now)
-        return _save(incident, services_changed=True)
+        return _save(incident, repolicy=True, services_changed=True)
 
 
 def _do_set_services(incident, *, actor, statuses, at):
@@ -673,7 +680,7 @@ def edit(incident, *, actor, expected_version, changes, now=None):
             )
             incident.problem = changes["problem"]
         return _save(
-            incident, sla=sla_moves and incident.is_open, services_changed=services_changed
+            incident, repolicy=sla_moves and incident.is_open, services_changed=services_changed
         )
 
 

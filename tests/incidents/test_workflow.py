@@ -398,15 +398,26 @@ def test_edit_applies_fields_priority_and_services_in_one_version(incident, agen
     assert other.status == ServiceStatus.PARTIAL_OUTAGE
 
 
-def test_every_transition_writes_its_event_in_the_same_transaction(incident, agent):
-    """A failure after the row change rolls back the event too (one transaction)."""
+def test_a_transition_is_one_transaction(incident, agent, service):
+    """A failure late in a transition (here: the outbox write) rolls back the row, the
+    timeline event and the service status with it."""
     from unittest import mock
 
+    workflow.post_update(
+        incident,
+        actor=agent,
+        body="Looking",
+        is_public=True,
+        public_status=PublicStatus.INVESTIGATING,
+    )
+    incident.refresh_from_db()
     with (
-        mock.patch("incidents.workflow.refresh_service_status", side_effect=RuntimeError),
+        mock.patch("incidents.workflow.enqueue_incident_event", side_effect=RuntimeError),
         pytest.raises(RuntimeError),
     ):
-        workflow.acknowledge(incident, actor=agent)
+        workflow.resolve(incident, actor=agent, code="fixed", notes="n")
     incident.refresh_from_db()
     assert incident.state == IncidentState.NEW
-    assert kinds(incident) == [EventKind.CREATED]
+    service.refresh_from_db()
+    assert service.status == ServiceStatus.PARTIAL_OUTAGE
+    assert kinds(incident) == [EventKind.CREATED, EventKind.UPDATE_POSTED]
