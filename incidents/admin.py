@@ -85,8 +85,10 @@ class LargeTablePaginator(Paginator):
 def short_duration(delta):
     """'23 min', '5 h', '3 d': the precision a person reads in a queue."""
     minutes = int(abs(delta.total_seconds()) // 60)
+    if minutes < 1:
+        return _("<1 min")
     if minutes < 60:
-        return _("%(n)d min") % {"n": max(minutes, 1)} if minutes else _("<1 min")
+        return _("%(n)d min") % {"n": minutes}
     hours = minutes // 60
     if hours < 48:
         return _("%(n)d h") % {"n": hours}
