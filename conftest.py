@@ -4,6 +4,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.test import override_settings
+from django.utils import translation
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +22,14 @@ def _static_files_without_manifest():
     }
     with override_settings(STORAGES=storages):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _english_after_each_test():
+    """A request with ``Accept-Language: ro`` leaves Romanian active in the thread; the next test
+    on this worker must start in the default language again."""
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture
