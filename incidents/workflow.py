@@ -288,8 +288,12 @@ def acknowledge(incident, *, actor, expected_version=None, now=None):
         return _save(incident, sla=True)
 
 
-def assign(incident, *, actor, assignee=None, group=None, expected_version=None, now=None):
-    """Give the incident to a person and/or a group (None leaves that part unchanged)."""
+KEEP = object()  # "leave this part as it is", where None means "clear it"
+
+
+def assign(incident, *, actor, assignee=KEEP, group=KEEP, expected_version=None, now=None):
+    """Give the incident to a person and/or a group. A part not given stays as it is; None
+    clears it (back to the group's queue, or to nobody's)."""
     now = _now(now)
     with transaction.atomic():
         incident = _lock(incident, expected_version, "assign")
@@ -300,10 +304,10 @@ def assign(incident, *, actor, assignee=None, group=None, expected_version=None,
 def _do_assign(incident, *, actor, assignee, group, at):
     old = {"assignee": _user_label(incident.assignee), "group": _group_label(incident)}
     changed = False
-    if assignee is not None and assignee.pk != incident.assignee_id:
+    if assignee is not KEEP and getattr(assignee, "pk", None) != incident.assignee_id:
         incident.assignee = assignee
         changed = True
-    if group is not None and group.pk != incident.assignment_group_id:
+    if group is not KEEP and getattr(group, "pk", None) != incident.assignment_group_id:
         incident.assignment_group = group
         changed = True
     if not changed:
@@ -321,6 +325,8 @@ def _group_label(incident):
 def _notify_assignment(incident, *, actor, at):
     if incident.assignee_id and incident.assignee_id == getattr(actor, "pk", None):
         return  # taking it yourself needs no email
+    if not incident.assignee_id and not incident.assignment_group_id:
+        return  # unassigned: nobody to tell
     subject = _("%(reference)s assigned: %(title)s") % {
         "reference": incident.reference,
         "title": incident.title,
@@ -627,6 +633,11 @@ def edit(incident, *, actor, expected_version, changes, now=None):
                 setattr(incident, field, changes[field])
         if "title" in new and not (incident.title or "").strip():
             raise WorkflowError(_("An incident needs a title."))
+        if incident.contact is not None and (
+            incident.organization is None
+            or incident.contact.organization_id != incident.organization.pk
+        ):
+            raise WorkflowError(_("The contact does not belong to the reporting organisation."))
         if "organization" in new:
             sla_moves = True
         if "is_major" in new:
@@ -659,8 +670,8 @@ def edit(incident, *, actor, expected_version, changes, now=None):
             _do_assign(
                 incident,
                 actor=actor,
-                assignee=changes.get("assignee"),
-                group=changes.get("assignment_group"),
+                assignee=changes.get("assignee", KEEP),
+                group=changes.get("assignment_group", KEEP),
                 at=now,
             )
         services_changed = False

@@ -240,6 +240,26 @@ def test_assign_records_old_and_new(incident, agent, teammate, team):
     ).exists()
 
 
+def test_assign_none_clears_and_omitted_keeps(incident, agent, teammate, team):
+    incident = workflow.assign(incident, actor=agent, assignee=teammate, group=team)
+    incident = workflow.assign(incident, actor=agent, assignee=None)
+    assert incident.assignee is None and incident.assignment_group == team
+    incident = workflow.edit(
+        incident, actor=agent, expected_version=incident.version, changes={"assignment_group": None}
+    )
+    assert incident.assignment_group is None
+
+
+def test_edit_refuses_a_contact_of_another_organisation(incident, agent):
+    with pytest.raises(workflow.WorkflowError, match="does not belong"):
+        workflow.edit(
+            incident,
+            actor=agent,
+            expected_version=incident.version,
+            changes={"organization": OrganizationFactory(), "contact": ContactFactory()},
+        )
+
+
 def test_work_note_is_private_and_public_update_publishes(incident, agent):
     note = workflow.post_update(incident, actor=agent, body="Checking the logs")
     assert not note.is_public
