@@ -32,15 +32,6 @@ def _english_after_each_test():
     translation.deactivate()
 
 
-@pytest.fixture(autouse=True)
-def _english_after_each_test():
-    # A test that switches to Romanian must not leak it into the next one on the same worker.
-    from django.utils import translation
-
-    yield
-    translation.activate("en")
-
-
 @pytest.fixture
 def on_postgres():
     if connection.vendor != "postgresql":
