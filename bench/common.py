@@ -165,7 +165,6 @@ def bench_environment(environ=os.environ):
         "EMAIL_URL": "dummymail://",
         "DEBUG": "0",
         "LOG_LEVEL": "WARNING",
-        "CONN_MAX_AGE": "0",
     }
 
 
@@ -476,7 +475,8 @@ def profiled(name, enabled=True):
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         path = RESULTS_DIR / f"profile-{name}.txt"
         path.write_text(profiler.output_text(unicode=True, color=False, show_all=False))
-        say(f"  profile written to {path.relative_to(ROOT)}")
+        path.with_suffix(".html").write_text(profiler.output_html())
+        say(f"  profile written to {path.relative_to(ROOT)} (and .html, every frame)")
 
 
 def chunks(iterable: Iterable, size: int) -> Iterator[list]:
