@@ -83,9 +83,9 @@ TEMPLATES = [
 ]
 
 # --- Database --------------------------------------------------------------------------------
-DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'itsm.sqlite3'}")
-}
+# An empty DATABASE_URL (``DATABASE_URL= make test``) means the embedded default, as unset does.
+DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'itsm.sqlite3'}"
+DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat write at once: WAL lets readers run beside the writer, IMMEDIATE
     # transactions take the write lock up front so they wait (busy timeout) instead of failing
