@@ -101,7 +101,8 @@ def main(argv=None):
             default=str,
         )
     )
-    print(f"written to {path.relative_to(common.ROOT)}")
+    path.with_suffix(".md").write_text(common.format_table(rows, markdown=True) + "\n")
+    print(f"written to {path.relative_to(common.ROOT)} (and .md)")
     if crashed:
         print(f"crashed: {', '.join(crashed)}", file=sys.stderr)
         return 1

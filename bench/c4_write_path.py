@@ -114,7 +114,7 @@ def run(quick: bool) -> list[Row]:
     from bench.common import fresh_database
     from bench.data import make_catalog
 
-    per_size = 10 if quick else 60
+    per_size = 10 if quick else 30
     flush_redis()
     try:
         with fresh_database():

@@ -339,6 +339,19 @@ class Process:
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready after {timeout} s:\n{self.tail()}")
 
+    def cpu_seconds(self):
+        """CPU time (user + system) used so far by the live processes of the group."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == self.popen.pid:  # fields[2] is the process group
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
+
     def tail(self, lines=30):
         return "\n".join(self.output().splitlines()[-lines:])
 
