@@ -4,11 +4,10 @@ the very same calls on a 24×7 calendar. The clock must walk windows, not minute
 ≥ 0.2× the 24×7 rate."""
 
 import datetime as dt
-import os
 import random
 import time
 
-from bench.common import Row, profiled, say
+from bench.common import Row, profiled, say, should_profile
 
 TARGET_RATIO = 0.2
 ZONE = "Europe/Bucharest"
@@ -74,7 +73,7 @@ def run(quick: bool) -> list[Row]:
     office_rate = _rate(office, work, repeat)
     ratio = office_rate / always_rate
     met = ratio >= TARGET_RATIO
-    if not met or os.environ.get("BENCH_PROFILE"):
+    if should_profile(quick, missed=not met):
         with profiled("c1-office-hours"):
             for start, target, pauses in work[:5000]:
                 due_at(start, target, office, pauses)

@@ -6,10 +6,9 @@ Targets: ≥ 0.2× the plain update's rate, and the same number of SQL queries p
 an incident affecting 1 service and one affecting 20 (no per-service query)."""
 
 import contextlib
-import os
 import time
 
-from bench.common import Row, flush_redis, profiled, say
+from bench.common import Row, flush_redis, profiled, say, should_profile
 
 TARGET_RATIO = 0.2
 TRANSITIONS = ["acknowledge", "change_priority", "hold", "resume", "resolve"]
@@ -108,6 +107,11 @@ def _subscribers(services, count=20):
     )
 
 
+def _rate(samples):
+    """Transitions per second over (seconds, queries) samples."""
+    return len(samples) / sum(seconds for seconds, _ in samples)
+
+
 def run(quick: bool) -> list[Row]:
     from django.db import connection
 
@@ -130,19 +134,15 @@ def run(quick: bool) -> list[Row]:
                     per_size, catalog.services[:20], actor, catalog.groups[0], counter
                 )
                 plain_times, plain_queries = _plain_updates(per_size * 2, 1, counter)
-            if os.environ.get("BENCH_PROFILE"):
+            plain_rate = len(plain_times) / sum(plain_times)
+            workflow_rate = _rate([s for v in (*one.values(), *twenty.values()) for s in v])
+            if should_profile(quick, missed=workflow_rate / plain_rate < TARGET_RATIO):
                 with profiled("c4-write-path"):
                     _lifecycles(5, catalog.services[:20], actor, catalog.groups[0], counter)
     finally:
         with contextlib.suppress(Exception):
             flush_redis()
 
-    def rate(samples):
-        return len(samples) / sum(seconds for seconds, _ in samples)
-
-    all_workflow = [s for size in (one, twenty) for name in TRANSITIONS for s in size[name]]
-    workflow_rate = rate(all_workflow)
-    plain_rate = len(plain_times) / sum(plain_times)
     ratio = workflow_rate / plain_rate
     rows = [
         Row("plain Incident.objects.filter(pk=…).update(…)", plain_rate, "/s"),
@@ -159,8 +159,8 @@ def run(quick: bool) -> list[Row]:
     for name in TRANSITIONS:
         q1 = max(q for _, q in one[name])
         q20 = max(q for _, q in twenty[name])
-        rate_20 = rate(twenty[name])
-        say(f"  {name}: {rate(one[name]):.0f}/s with 1 service, {rate_20:.0f}/s with 20")
+        rate_20 = _rate(twenty[name])
+        say(f"  {name}: {_rate(one[name]):.0f}/s with 1 service, {rate_20:.0f}/s with 20")
         rows.append(
             Row(
                 f"queries per {name}, 20 services (baseline: 1 service)",

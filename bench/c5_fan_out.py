@@ -207,7 +207,7 @@ def run(quick: bool) -> list[Row]:
         ),
         Row(
             "emails lost / duplicated (by Message-ID)",
-            f"{lost} / {duplicated}",
+            f"{lost} / {duplicated}" if lost == 0 else f"{lost} (not arrived) / {duplicated}",
             target="0 / 0",
             met=lost == 0 and duplicated == 0,
         ),

@@ -18,7 +18,17 @@ import urllib.request
 from http.cookiejar import CookieJar
 from pathlib import Path
 
-from bench.common import ROOT, Row, analyze, free_port, gunicorn, profiled, say, table_of
+from bench.common import (
+    ROOT,
+    Row,
+    analyze,
+    free_port,
+    gunicorn,
+    profiled,
+    say,
+    should_profile,
+    table_of,
+)
 
 TIME_TARGET_MS = 300
 RATIO_TARGET = 3
@@ -133,7 +143,7 @@ def run(quick: bool) -> list[Row]:
     from incidents.models import Incident
 
     count = 20_000 if quick else 1_000_000
-    repeat = 5 if quick else 7
+    repeat = 3 if quick else 7
     run_dir = Path(os.environ["ITSM_VAR_DIR"]) / "c6"
     run_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -166,7 +176,7 @@ def run(quick: bool) -> list[Row]:
             client = AdminClient(f"http://127.0.0.1:{port}")
             client.login("admin", PASSWORD)
             for name, path in pages.items():
-                for _ in range(3):  # both workers connected, templates loaded
+                for _ in range(2 if quick else 4):  # workers connected, templates loaded
                     client.get(path)
                 timed = [client.get(path) for _ in range(repeat)]
                 entry = {
@@ -198,7 +208,7 @@ def run(quick: bool) -> list[Row]:
                 or results[name]["queries"] > QUERY_TARGET
             )
         ]
-        if slow or os.environ.get("BENCH_PROFILE"):
+        if should_profile(quick, missed=bool(slow)):
             _profile(slow or list(pages.values())[1:])
 
     baseline = results.pop("auth.Group changelist (baseline)")

@@ -471,6 +471,12 @@ class SmtpSink:
 # --- profiling ---------------------------------------------------------------------------------
 
 
+def should_profile(quick, *, missed):
+    """Profile where a target is missed in a full run (CI's quick run stays short), or always
+    with ``python -m bench --profile``."""
+    return bool(os.environ.get("BENCH_PROFILE")) or (missed and not quick)
+
+
 @contextlib.contextmanager
 def profiled(name, enabled=True):
     """Profile the block with pyinstrument and save the text report under bench/results/."""
