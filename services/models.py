@@ -144,7 +144,10 @@ class ServiceDependency(models.Model):
     """``service`` depends on ``depends_on``: when ``depends_on`` is hurt, so is ``service``."""
 
     service = models.ForeignKey(
-        Service, on_delete=models.CASCADE, related_name="dependency_links", verbose_name=_("service")
+        Service,
+        on_delete=models.CASCADE,
+        related_name="dependency_links",
+        verbose_name=_("service"),
     )
     depends_on = models.ForeignKey(
         Service,
@@ -281,6 +284,7 @@ class Subscription(models.Model):
                     | models.Q(contact__isnull=True, organization__isnull=False)
                 ),
                 name="subscription_contact_xor_organization",
+                violation_error_message=_("Choose either a contact or an organisation, not both."),
             ),
             models.UniqueConstraint(
                 fields=["service", "contact", "channel", "webhook_url"],
@@ -299,21 +303,21 @@ class Subscription(models.Model):
         who = self.contact or self.organization
         return f"{who} → {self.service} ({self.get_channel_display()})"
 
-    def clean(self):
-        if bool(self.contact_id) == bool(self.organization_id):
-            raise ValidationError(_("Choose either a contact or an organisation, not both."))
-        if self.channel == Channel.WEBHOOK and not self.webhook_url:
-            raise ValidationError({"webhook_url": _("A webhook subscription needs a URL.")})
-        if self.channel == Channel.EMAIL and self.webhook_url:
-            raise ValidationError({"webhook_url": _("Only webhook subscriptions have a URL.")})
-
     def save(self, *args, **kwargs):
+        # Each webhook subscription signs with its own Standard Webhooks secret.
         if self.channel == Channel.WEBHOOK and not self.webhook_secret:
             import base64
             import secrets
 
             self.webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         super().save(*args, **kwargs)
+
+    def clean(self):
+        # "Contact or organisation, not both" is the check constraint's own message.
+        if self.channel == Channel.WEBHOOK and not self.webhook_url:
+            raise ValidationError({"webhook_url": _("A webhook subscription needs a URL.")})
+        if self.channel == Channel.EMAIL and self.webhook_url:
+            raise ValidationError({"webhook_url": _("Only webhook subscriptions have a URL.")})
 
 
 def validate_time_zone(value):
@@ -560,7 +564,11 @@ class MaintenanceWindow(models.Model):
         return self.title
 
     def clean(self):
-        if self.scheduled_start and self.scheduled_end and self.scheduled_end <= self.scheduled_start:
+        if (
+            self.scheduled_start
+            and self.scheduled_end
+            and self.scheduled_end <= self.scheduled_start
+        ):
             raise ValidationError({"scheduled_end": _("The end must be after the start.")})
 
 
