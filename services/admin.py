@@ -1,12 +1,14 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from services import workflow
 from services.models import (
     BusinessCalendar,
     BusinessHours,
     Contact,
     Contract,
     Holiday,
+    MaintenanceStatus,
     MaintenanceWindow,
     Organization,
     Service,
@@ -73,6 +75,12 @@ class ServiceAdmin(admin.ModelAdmin):
         (_("Ownership"), {"fields": ["owner_team", "criticality", "default_sla_policy"]}),
         (_("Status"), {"fields": ["is_public", "status", "status_pinned"]}),
     ]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if {"status", "status_pinned"} & set(form.changed_data):
+            # Unpinned, the status derived from incidents and maintenance takes over at once.
+            workflow.set_service_status(obj, status=obj.status, pinned=obj.status_pinned)
 
 
 class ContactInline(admin.TabularInline):
@@ -155,11 +163,53 @@ class ContractAdmin(admin.ModelAdmin):
 
 @admin.register(MaintenanceWindow)
 class MaintenanceWindowAdmin(admin.ModelAdmin):
-    list_display = ["title", "status", "scheduled_start", "scheduled_end"]
+    list_display = ["title", "status", "scheduled_start", "scheduled_end", "affected"]
     list_filter = ["status", "services"]
     search_fields = ["title", "public_description"]
     date_hierarchy = "scheduled_start"
     autocomplete_fields = ["services"]
+    actions = ["start_maintenance", "complete_maintenance", "cancel_maintenance"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("services")
+
+    @admin.display(description=_("affected services"))
+    def affected(self, window):
+        return ", ".join(s.name for s in window.services.all())
+
+    def get_readonly_fields(self, request, obj=None):
+        # Status moves only through the actions, which tell subscribers and move services.
+        return ["status"] if obj is None or obj.pk else []
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if not change:
+            workflow.announce_maintenance(form.instance)
+
+    def _move(self, request, queryset, to):
+        moved, refused = [], []
+        for window in queryset:
+            try:
+                workflow.move_maintenance(window, to=to)
+                moved.append(window.title)
+            except workflow.CatalogError as exc:
+                refused.append(str(exc))
+        if moved:
+            self.message_user(request, _("Done: %s") % ", ".join(moved), messages.SUCCESS)
+        for message in refused:
+            self.message_user(request, message, messages.ERROR)
+
+    @admin.action(description=_("Start the selected maintenance"), permissions=["change"])
+    def start_maintenance(self, request, queryset):
+        self._move(request, queryset, MaintenanceStatus.IN_PROGRESS)
+
+    @admin.action(description=_("Complete the selected maintenance"), permissions=["change"])
+    def complete_maintenance(self, request, queryset):
+        self._move(request, queryset, MaintenanceStatus.COMPLETED)
+
+    @admin.action(description=_("Cancel the selected maintenance"), permissions=["change"])
+    def cancel_maintenance(self, request, queryset):
+        self._move(request, queryset, MaintenanceStatus.CANCELLED)
 
 
 @admin.register(Team)

@@ -43,15 +43,19 @@ def refresh_service_status(service_ids):
     if not service_ids:
         return set()
     wanted = derived_statuses(service_ids)
-    changed = set()
+    moves = {}
     current = Service.objects.filter(pk__in=service_ids, status_pinned=False).values_list(
         "pk", "status"
     )
     for pk, status in current:
         if wanted[pk] != status:
-            Service.objects.filter(pk=pk).update(status=wanted[pk], updated_at=timezone.now())
-            changed.add(pk)
-    return changed
+            moves.setdefault(wanted[pk], []).append(pk)
+    # One UPDATE per new status (five at most), not one per service: resolving an incident
+    # that hurt twenty services costs what resolving one that hurt one service does.
+    now = timezone.now()
+    for status, pks in moves.items():
+        Service.objects.filter(pk__in=pks).update(status=status, updated_at=now)
+    return {pk for pks in moves.values() for pk in pks}
 
 
 def set_service_status(service, *, status, pinned):
@@ -74,9 +78,6 @@ _MAINTENANCE_MOVES = {
 
 def schedule_maintenance(*, title, services, scheduled_start, scheduled_end, public_description=""):
     """Create a maintenance window and tell its subscribers."""
-    from notifications.models import EventKind
-    from notifications.outbox import enqueue_maintenance_event
-
     if scheduled_end <= scheduled_start:
         raise CatalogError(_("The end must be after the start."))
     with transaction.atomic():
@@ -87,8 +88,18 @@ def schedule_maintenance(*, title, services, scheduled_start, scheduled_end, pub
             public_description=public_description,
         )
         window.services.set(services)
-        enqueue_maintenance_event(window=window, kind=EventKind.MAINTENANCE_SCHEDULED)
+        announce_maintenance(window)
     return window
+
+
+def announce_maintenance(window):
+    """Tell the subscribers of a newly scheduled window (its services must be set). Safe to
+    call twice: the event key makes the second call a no-op."""
+    from notifications.models import EventKind
+    from notifications.outbox import enqueue_maintenance_event
+
+    if window.status == MaintenanceStatus.SCHEDULED:
+        enqueue_maintenance_event(window=window, kind=EventKind.MAINTENANCE_SCHEDULED)
 
 
 def move_maintenance(window, *, to):
