@@ -12,6 +12,7 @@ Callers translate ``WorkflowError`` into a message or a status code; they hold n
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 
 from incidents import deadlines
 from incidents.models import (
@@ -118,17 +119,17 @@ def _lock(incident, expected_version, action):
 
 
 _ACTION_LABELS = {
-    "acknowledge": "acknowledge",
-    "assign": "assign",
-    "change_priority": "change the priority of",
-    "hold": "put on hold",
-    "resume": "resume",
-    "post_update": "post an update to",
-    "resolve": "resolve",
-    "close": "close",
-    "reopen": "reopen",
-    "edit": "edit",
-    "link_problem": "link a problem to",
+    "acknowledge": pgettext_lazy("cannot …", "acknowledge"),
+    "assign": pgettext_lazy("cannot …", "assign"),
+    "change_priority": pgettext_lazy("cannot …", "change the priority of"),
+    "hold": pgettext_lazy("cannot …", "put on hold"),
+    "resume": pgettext_lazy("cannot …", "resume"),
+    "post_update": pgettext_lazy("cannot …", "post an update to"),
+    "resolve": pgettext_lazy("cannot …", "resolve"),
+    "close": pgettext_lazy("cannot …", "close"),
+    "reopen": pgettext_lazy("cannot …", "reopen"),
+    "edit": pgettext_lazy("cannot …", "edit"),
+    "link_problem": pgettext_lazy("cannot …", "link a problem to"),
 }
 
 

@@ -1,12 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from itsm import health
 
-admin.site.site_header = "itsm service desk"
+admin.site.site_header = _("itsm service desk")
 admin.site.site_title = "itsm"
-admin.site.index_title = "Service desk"
+admin.site.index_title = _("Service desk")
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
