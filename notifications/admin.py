@@ -1,5 +1,6 @@
-"""The outbox in the admin: events with their counts per status, notifications with their
-errors and a retry action, and a preview of the email a public update would send."""
+"""The outbox in the admin: events with their counts per status (or "expanding" while workers
+are still writing their rows), notifications with their errors and a retry action, and a preview
+of the email a public update would send."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -23,13 +24,25 @@ class NotificationEventAdmin(admin.ModelAdmin):
         "kind",
         "key",
         "incident",
+        "recipients",
         *[f"n_{s}" for s in NotificationStatus.values],
     ]
     list_filter = ["kind"]
     search_fields = ["key"]
     list_select_related = ["incident"]
     raw_id_fields = ["incident", "maintenance"]
-    readonly_fields = ["kind", "key", "incident", "maintenance", "payload", "created_at", "counts"]
+    readonly_fields = [
+        "kind",
+        "key",
+        "incident",
+        "maintenance",
+        "payload",
+        "audience",
+        "created_at",
+        "expanded_at",
+        "recipients",
+        "counts",
+    ]
     show_full_result_count = False
     date_hierarchy = "created_at"
 
@@ -38,10 +51,19 @@ class NotificationEventAdmin(admin.ModelAdmin):
             f"n_{status}": Count("notifications", filter=Q(notifications__status=status))
             for status in NotificationStatus.values
         }
-        return super().get_queryset(request).annotate(**counts)
+        return super().get_queryset(request).annotate(n_total=Count("notifications"), **counts)
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description=_("recipients"), ordering="n_total")
+    def recipients(self, obj):
+        """The row count once the event is expanded; until then the count so far would read
+        as "nobody", so say that workers are still writing the rows."""
+        total = getattr(obj, "n_total", 0)
+        if obj.expanded_at is None:
+            return _("expanding (%(count)s so far)") % {"count": total} if total else _("expanding")
+        return total
 
     @admin.display(description=_("per status"))
     def counts(self, obj):

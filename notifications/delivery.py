@@ -1,12 +1,15 @@
-"""Delivering the outbox: claim rows with a lease, send outside any transaction, mark them.
+"""Delivering the outbox: claim rows with a lease, send outside any transaction, mark each.
 
 A claim is one conditional UPDATE (on PostgreSQL over ``FOR UPDATE SKIP LOCKED``, so workers
 sharing an event take disjoint rows without waiting on each other). The lease instant stamped
 by the claim is the claim's token: marks are conditional on it, so a worker that outlived its
 lease (and whose rows the sweep handed to another) changes nothing. A worker killed mid-batch
-leaves rows in ``sending``; the sweep puts them back once the lease has expired.
+leaves rows in ``sending``; the sweep puts them back once the lease has expired. Each row is
+marked sent right after its own send, so a killed worker resends at most the message it had in
+flight (with the same Message-ID / webhook-id, for the receiver to drop).
 """
 
+import contextlib
 import datetime as dt
 import logging
 import random
@@ -18,14 +21,11 @@ from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from notifications.channels import PermanentError, TransientError, get_channel
-from notifications.models import Notification, NotificationStatus
+from notifications.models import Notification, NotificationEvent, NotificationStatus
 from services.models import Contact
 
 logger = logging.getLogger(__name__)
 
-# Sent rows are marked in small groups: few UPDATEs, and a worker killed mid-batch resends at
-# most this many (each with its Message-ID / webhook-id, so receivers can drop the duplicate).
-MARK_EVERY = 20
 # A delivery task stops claiming after this long and re-dispatches itself, well inside its
 # Celery time limit.
 TIME_BUDGET_SECONDS = 120
@@ -36,22 +36,38 @@ def _setting(name, default):
     return getattr(settings, name, default)
 
 
+def _publish(task, event_id, what):
+    """Publish ``task(event_id)``; False instead of an exception when the broker is down."""
+    try:
+        task.delay(event_id)
+    except Exception:  # kombu/redis raise many types; the sweep is the safety net
+        logger.warning(
+            "could not publish %s of event %s; the outbox sweep will", what, event_id, exc_info=True
+        )
+        return False
+    return True
+
+
 def dispatch_event(event_id, *, copies=1):
     """Ask the workers to deliver ``event_id``'s due rows. Never raises: when the broker is
     down the rows stay committed and the outbox sweep dispatches them later."""
     from notifications.tasks import deliver_event
 
-    for _ in range(copies):
-        try:
-            deliver_event.delay(event_id)
-        except Exception:  # kombu/redis raise many types; the sweep is the safety net
-            logger.warning(
-                "could not publish delivery of event %s; the outbox sweep will",
-                event_id,
-                exc_info=True,
-            )
-            return False
-    return True
+    return all(_publish(deliver_event, event_id, "delivery") for _ in range(copies))
+
+
+def dispatch_expansion(event_id):
+    """Ask the workers to expand ``event_id`` into its rows. Never raises: when the broker is
+    down the event stays committed, its lease is dropped, and the next outbox sweep dispatches
+    the expansion."""
+    from notifications.tasks import expand_event
+
+    if _publish(expand_event, event_id, "expansion"):
+        return True
+    NotificationEvent.objects.filter(pk=event_id, expanded_at__isnull=True).update(
+        expansion_lease_expires_at=None
+    )
+    return False
 
 
 def backoff_seconds(attempts):
@@ -117,14 +133,38 @@ def _cancel_unwanted(ids, lease):
     return doomed
 
 
+_MARK_SENT_SQL = """
+UPDATE {table} SET status = 'sent', sent_at = %s, lease_expires_at = NULL, last_error = ''
+WHERE id = %s AND status = 'sending' AND lease_expires_at = %s
+"""
+
+
 def mark_sent(ids, lease):
-    if ids:
-        _claimed(ids, lease).update(
-            status=NotificationStatus.SENT,
-            sent_at=timezone.now(),
-            lease_expires_at=None,
-            last_error="",
-        )
+    """Mark claimed rows sent, one statement each (the hot path marks one row right after its
+    send); a row whose lease was lost (and maybe re-claimed) is left alone."""
+    adapt = connection.ops.adapt_datetimefield_value
+    sql = _MARK_SENT_SQL.format(table=Notification._meta.db_table)
+    now, lease = adapt(timezone.now()), adapt(lease)
+    with connection.cursor() as cursor:
+        for pk in ids:
+            cursor.execute(sql, [now, pk, lease])
+
+
+@contextlib.contextmanager
+def _commits_without_waiting_for_disk():
+    """On PostgreSQL, for the batch, commits do not wait for the WAL flush. A mark lost in a
+    database crash (not a worker crash: the server has it) only means a resend with the same
+    Message-ID; waiting for the disk after every email would cost more than the send."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO OFF")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET synchronous_commit")
 
 
 def mark_failed(notification, error, lease, *, permanent):
@@ -143,7 +183,8 @@ def mark_failed(notification, error, lease, *, permanent):
 
 
 def send_claimed(ids, lease):
-    """Send claimed rows (outside any transaction) and mark each. Returns how many were sent."""
+    """Send claimed rows (outside any transaction) and mark each one right after its send.
+    Returns how many were sent. The channel (one SMTP connection) stays open for the batch."""
     _cancel_unwanted(ids, lease)
     rows = list(
         _claimed(ids, lease).select_related("event", "subscription").order_by("channel", "id")
@@ -159,8 +200,7 @@ def send_claimed(ids, lease):
             for row in group:
                 mark_failed(row, exc, lease, permanent=True)
             continue
-        sent = []
-        with channel:
+        with channel, _commits_without_waiting_for_disk():
             for row in group:
                 try:
                     channel.send(row)
@@ -172,13 +212,9 @@ def send_claimed(ids, lease):
                     logger.exception("sending notification %s failed", row.pk)
                     mark_failed(row, repr(exc), lease, permanent=False)
                 else:
-                    sent.append(row.pk)
-                    if len(sent) >= MARK_EVERY:
-                        mark_sent(sent, lease)
-                        sent_total += len(sent)
-                        sent = []
-        mark_sent(sent, lease)
-        sent_total += len(sent)
+                    # At once: a worker killed after this send resends only the message in flight.
+                    mark_sent([row.pk], lease)
+                    sent_total += 1
     return sent_total
 
 
@@ -205,13 +241,34 @@ def reclaim_expired_leases(now=None):
     ).update(status=NotificationStatus.PENDING, lease_expires_at=None)
 
 
-def sweep_outbox():
-    """The beat's safety net: reclaim expired leases and dispatch delivery for every event with
-    due pending rows (after a broker outage, a retry's backoff, a dead worker). Idempotent."""
+# Expansions the sweep re-dispatches at most per run; the next run takes the rest.
+SWEEP_EXPANSIONS = 100
+
+
+def redispatch_expansions(now=None):
+    """Dispatch the expansion of every event not expanded whose lease ran out (its expander
+    died) or was dropped (the broker was down at commit). Each is taken with a conditional
+    UPDATE that renews the lease, so two sweeps never dispatch the same event twice."""
+    now = now or timezone.now()
+    lease = now + dt.timedelta(seconds=_setting("NOTIFY_LEASE_SECONDS", 120))
+    stale = Q(expansion_lease_expires_at__isnull=True) | Q(expansion_lease_expires_at__lt=now)
+    unexpanded = NotificationEvent.objects.filter(stale, expanded_at__isnull=True)
+    dispatched = 0
+    for event_id in unexpanded.order_by("pk").values_list("pk", flat=True)[:SWEEP_EXPANSIONS]:
+        if unexpanded.filter(pk=event_id).update(expansion_lease_expires_at=lease):
+            dispatched += dispatch_expansion(event_id)
+    return dispatched
+
+
+def sweep_outbox(now=None):
+    """The beat's safety net: reclaim expired leases, re-dispatch expansions that stalled, and
+    dispatch delivery for every event with due pending rows (after a broker outage, a retry's
+    backoff, a dead worker). Idempotent."""
     from notifications.outbox import MAX_TASK_COPIES, ROWS_PER_TASK
 
-    now = timezone.now()
+    now = now or timezone.now()
     reclaimed = reclaim_expired_leases(now)
+    expansions = redispatch_expansions(now)
     due = (
         Notification.objects.filter(status=NotificationStatus.PENDING, next_attempt_at__lte=now)
         .values("event_id")
@@ -223,7 +280,7 @@ def sweep_outbox():
         copies = min(MAX_TASK_COPIES, max(1, -(-row["rows"] // ROWS_PER_TASK)))
         if dispatch_event(row["event_id"], copies=copies):
             dispatched += 1
-    return {"reclaimed": reclaimed, "events": dispatched}
+    return {"reclaimed": reclaimed, "expansions": expansions, "events": dispatched}
 
 
 def retry_notifications(queryset):

@@ -1,5 +1,7 @@
-"""The outbox: every message itsm sends is a row here first, written in the same transaction as
-the change that caused it. Workers claim rows with a lease, send, then mark them sent."""
+"""The outbox: every message itsm sends starts as a ``NotificationEvent`` written in the same
+transaction as the change that caused it. Workers expand a customer event into one
+``Notification`` row per recipient, chunk by chunk, then claim rows with a lease, send, and mark
+each one sent."""
 
 from django.conf import settings
 from django.db import models
@@ -21,8 +23,11 @@ class EventKind(models.TextChoices):
 
 
 class NotificationEvent(models.Model):
-    """One thing worth telling people about. Its ``payload`` holds what the templates need, so
-    a fan-out to 100,000 recipients writes small rows and renders once per language."""
+    """One thing worth telling people about, and the outbox entry for it. Its ``payload`` holds
+    what the templates need, so a fan-out to 100,000 recipients writes small rows and renders
+    once per language; its ``audience`` holds what finds the recipients (see
+    ``notifications.outbox``), so the caller's transaction writes this one row and workers write
+    the per-recipient rows afterwards. ``expanded_at`` is set once every row is written."""
 
     kind = models.CharField(_("kind"), max_length=32, choices=EventKind.choices)
     # Unique so that the same happening (a retried request, two racing sweeps) makes one event.
@@ -44,12 +49,30 @@ class NotificationEvent(models.Model):
         verbose_name=_("maintenance"),
     )
     payload = models.JSONField(_("payload"), default=dict)
+    # {"services": [ids whose subscribers hear], "organization": reporting organisation id}.
+    audience = models.JSONField(_("audience"), default=dict, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
+    expanded_at = models.DateTimeField(_("expanded"), null=True, blank=True)
+    # Expansion progress: every email recipient with a contact id up to this one has its row.
+    expansion_cursor = models.BigIntegerField(_("expanded up to contact"), default=0)
+    # An expander extends this at each chunk; the outbox sweep re-dispatches the expansion of an
+    # event whose lease ran out (its worker died) or that never got one (broker down at commit).
+    expansion_lease_expires_at = models.DateTimeField(
+        _("expansion lease expires"), null=True, blank=True
+    )
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name = _("notification event")
         verbose_name_plural = _("notification events")
+        indexes = [
+            # The outbox sweep looks only at the few events still being expanded.
+            models.Index(
+                fields=["expansion_lease_expires_at"],
+                name="event_unexpanded_idx",
+                condition=models.Q(expanded_at__isnull=True),
+            )
+        ]
 
     def __str__(self):
         return f"{self.get_kind_display()} ({self.key})"
@@ -78,9 +101,9 @@ class Notification(models.Model):
     # Who, as a stable key: "contact:12", "user:3", "subscription:7", "email:ops@example.com".
     # Unique with the event and channel: a contact reached by two paths gets one message.
     recipient_key = models.CharField(_("recipient"), max_length=254)
-    # The fan-out writes up to 100,000 rows in the caller's transaction. A database FK here would
-    # take a KEY SHARE lock on every contact row (seconds at commit); Django's CASCADE runs in
-    # Python anyway, and delivery cancels a row whose contact is gone. Mostly-NULL columns get
+    # The expansion writes up to 100,000 rows. A database FK here would take a KEY SHARE lock on
+    # every contact row (seconds per chunk); Django's CASCADE runs in Python anyway, and delivery
+    # cancels a row whose contact is gone. Mostly-NULL columns get
     # partial indexes (see Meta) so an email row does not pay for them.
     contact = models.ForeignKey(
         "services.Contact",

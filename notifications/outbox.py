@@ -1,14 +1,24 @@
 """Writing the outbox: who hears about what.
 
-Each ``enqueue_*`` function runs inside the caller's transaction. It records one
+Each ``enqueue_*`` function runs inside the caller's transaction and writes one row: the
 ``NotificationEvent`` (unique by key, so a retried request or two racing sweeps make one event),
-writes one ``Notification`` row per recipient and channel in a single ``INSERT ... SELECT`` per
-channel (a fan-out to 100,000 contacts is one statement, not a Python loop), and
-asks for delivery with ``transaction.on_commit``: nothing is sent before the change is committed,
-and if the broker is down then, the outbox sweep delivers later.
+with its ``audience``: the ids of the services whose subscribers hear (the dependency closure,
+one recursive query) and the reporting organisation. It commits with the change, so nothing is
+lost, and costs the same whether 10 or 100,000 people will hear.
+
+On commit a worker expands the event (``expand_event``): one ``Notification`` row per recipient
+and channel, a chunk of contacts at a time (keyset pagination on the contact id, ``INSERT ...
+SELECT ... ON CONFLICT DO NOTHING``), each chunk committed and handed to delivery at once, so
+sending starts while later chunks are still being written. A re-run, a second expander, or the
+outbox sweep finishing the work of a killed worker never writes a row twice.
+
+Staff messages (a handful of addresses) are written inline by ``notify_staff``.
 """
 
+import datetime as dt
+import json
 import math
+import time
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -38,6 +48,11 @@ MAINTENANCE_KINDS = {
 # the workers there are instead of waiting for one.
 ROWS_PER_TASK = 1000
 MAX_TASK_COPIES = 8
+# Contacts per expansion chunk: one INSERT ... SELECT and one commit each. Small enough that the
+# first emails leave within a fraction of a second, big enough that 100,000 take 20 statements.
+EXPANSION_CHUNK = 5000
+# An expansion stops after this long and re-dispatches itself, well inside its time limit.
+EXPANSION_TIME_BUDGET_SECONDS = 120
 
 
 # --- payloads: computed once per event, all the templates need ------------------------------
@@ -112,37 +127,50 @@ _INSERT_COLUMNS = (
     "status, attempts, next_attempt_at, created_at, last_error"
 )
 
-# Contacts reached by email: subscribed themselves, through their organisation, or members of
-# the reporting organisation; active, in an active organisation, not opted out. ``IN (... UNION
-# ...)`` deduplicates a contact reached by several paths before the insert.
-#
-# No ON CONFLICT: these statements only ever run for an event created in this very transaction
-# (a second call with the same key gets the existing event and writes nothing), and each SELECT
-# yields a recipient once, so nothing can conflict; speculative insertion would double the cost
-# of a 100,000-row fan-out. The unique constraint still guards the table.
-_EMAIL_SQL = """
+# The next chunk of contacts reached by email, in contact id order after the cursor: subscribed
+# themselves, through their organisation, or members of the reporting organisation. Each path
+# yields its own first ``n`` distinct ids (so the first ``n`` of the union are exactly right),
+# which keeps every chunk's cost bounded by the chunk, not by the audience.
+_EMAIL_CHUNK_SQL = """
+SELECT id FROM (
+    SELECT DISTINCT s.contact_id AS id FROM {subscription} s
+    WHERE s.is_active AND s.channel = 'email' AND s.contact_id > %s
+      AND s.service_id IN ({services})
+    ORDER BY s.contact_id LIMIT %s
+) direct_subscribers
+UNION
+SELECT id FROM (
+    SELECT c.id FROM {contact} c
+    WHERE c.id > %s AND c.organization_id IN (
+        SELECT s.organization_id FROM {subscription} s
+        WHERE s.is_active AND s.channel = 'email' AND s.organization_id IS NOT NULL
+          AND s.service_id IN ({services})
+    )
+    ORDER BY c.id LIMIT %s
+) organization_subscribers
+UNION
+SELECT id FROM (
+    SELECT c.id FROM {contact} c WHERE c.organization_id = %s AND c.id > %s
+    ORDER BY c.id LIMIT %s
+) reporting_contacts
+ORDER BY id LIMIT %s
+"""
+
+# One row per contact of a chunk that may hear from us: active, in an active organisation, not
+# opted out. ON CONFLICT DO NOTHING: a re-run or a second expander writes nothing twice.
+_EMAIL_INSERT_SQL = """
 INSERT INTO {notification} ({columns})
 SELECT %s, 'email', 'contact:' || c.id, c.id, NULL, c.email, c.language,
        'pending', 0, %s, %s, ''
 FROM {contact} c
 JOIN {organization} o ON o.id = c.organization_id
-WHERE c.is_active AND o.is_active
+WHERE c.id {in_ids} AND c.is_active AND o.is_active
   AND NOT EXISTS (SELECT 1 FROM {optout} x WHERE x.contact_id = c.id)
-  AND c.id IN (
-    SELECT s.contact_id FROM {subscription} s
-    WHERE s.is_active AND s.channel = 'email' AND s.contact_id IS NOT NULL
-      AND s.service_id IN ({services})
-    UNION
-    SELECT c2.id FROM {contact} c2
-    JOIN {subscription} s ON s.organization_id = c2.organization_id
-    WHERE s.is_active AND s.channel = 'email' AND s.service_id IN ({services})
-    UNION
-    SELECT c3.id FROM {contact} c3 WHERE c3.organization_id = %s
-  )
+ON CONFLICT DO NOTHING
 """
 
 # Webhook subscriptions: one POST per URL per event (the lowest subscription id speaks for a
-# URL subscribed to several hurt services), owner active.
+# URL subscribed to several hurt services), owner active. Few rows: written with the first chunk.
 _WEBHOOK_SQL = """
 INSERT INTO {notification} ({columns})
 SELECT %s, 'webhook', 'subscription:' || s.id, s.contact_id, s.id, s.webhook_url,
@@ -158,51 +186,158 @@ WHERE s.id IN (
       AND (c2.id IS NULL OR c2.is_active)
     GROUP BY s2.webhook_url
 )
+ON CONFLICT DO NOTHING
 """
 
 
-def _fan_out(event, service_ids, reporting_organization_id=None):
-    """Write the customer rows for ``event``; return how many were written. Two statements
-    whatever the number of recipients."""
+def _in_ids(ids):
+    """``IN`` over a list of ids as one parameter, whatever its length."""
+    if connection.vendor == "postgresql":
+        return "= ANY(%s)", list(ids)
+    return "IN (SELECT value FROM json_each(%s))", json.dumps(list(ids))
+
+
+def _expand_chunk(event, after, chunk_size):
+    """Write the rows of the next ``chunk_size`` email recipients after contact id ``after``
+    (and, with the first chunk, the webhook rows). Returns (last contact id of the chunk or None
+    when none is left, rows written, whether the audience is exhausted)."""
+    service_ids = sorted(int(pk) for pk in event.audience.get("services", []))
+    organization_id = event.audience.get("organization")
+    # No hurt service: still reach the reporting organisation; ``IN (NULL)`` matches nothing.
+    services_sql = ", ".join(["%s"] * len(service_ids)) or "NULL"
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    service_ids = sorted(int(pk) for pk in service_ids)
     written = 0
     with connection.cursor() as cursor:
-        # No hurt service: still reach the reporting organisation; ``IN (NULL)`` matches nothing.
-        services_sql = ", ".join(["%s"] * len(service_ids)) or "NULL"
-        sql = _EMAIL_SQL.format(columns=_INSERT_COLUMNS, services=services_sql, **_tables())
-        cursor.execute(
-            sql, [event.pk, now, now, *service_ids, *service_ids, reporting_organization_id]
-        )
-        written += max(cursor.rowcount, 0)
-        if service_ids:
+        if after == 0 and service_ids:
             sql = _WEBHOOK_SQL.format(columns=_INSERT_COLUMNS, services=services_sql, **_tables())
             cursor.execute(sql, [event.pk, now, now, *service_ids])
             written += max(cursor.rowcount, 0)
-    return written
+        sql = _EMAIL_CHUNK_SQL.format(services=services_sql, **_tables())
+        cursor.execute(
+            sql,
+            [
+                *(after, *service_ids, chunk_size),
+                *(after, *service_ids, chunk_size),
+                *(organization_id, after, chunk_size),
+                chunk_size,
+            ],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        if ids:
+            in_ids, param = _in_ids(ids)
+            sql = _EMAIL_INSERT_SQL.format(columns=_INSERT_COLUMNS, in_ids=in_ids, **_tables())
+            cursor.execute(sql, [event.pk, now, now, param])
+            written += max(cursor.rowcount, 0)
+    return (max(ids) if ids else None), written, len(ids) < chunk_size
 
 
-def _record_event(*, kind, key, payload, incident=None, maintenance=None):
-    """The event, or None when this key was recorded already (a duplicate call)."""
-    event, created = NotificationEvent.objects.get_or_create(
-        key=key,
-        defaults={
-            "kind": kind,
-            "payload": payload,
-            "incident": incident,
-            "maintenance": maintenance,
-        },
-    )
+def _lease_seconds():
+    return getattr(settings, "NOTIFY_LEASE_SECONDS", 120)
+
+
+def expand_event(
+    event_id, *, chunk_size=None, max_chunks=None, time_budget=EXPANSION_TIME_BUDGET_SECONDS
+):
+    """Write ``event_id``'s per-recipient rows, chunk by chunk, each chunk committed and handed
+    to delivery at once; set ``expanded_at`` at the end. Returns how many rows this call wrote.
+
+    Run it outside any transaction (it is a task). Safe to run twice or twice at once: each
+    chunk holds the event's row lock, so a second expander goes on after the first one's chunk,
+    and rows are unique per (event, recipient, channel) and inserted with ON CONFLICT DO NOTHING
+    (a re-run from an older cursor writes nothing twice). ``max_chunks`` stops early (tests use
+    it to play a worker killed half-way); the outbox sweep then finishes the expansion once the
+    lease has run out."""
+    from notifications import delivery
+
+    chunk_size = chunk_size or getattr(settings, "NOTIFY_EXPANSION_CHUNK", EXPANSION_CHUNK)
+    deadline = time.monotonic() + time_budget
+    written = chunks = copies_sent = 0
+    while True:
+        with transaction.atomic():
+            # Locked and re-read for each chunk: a second expander waits for this chunk, then
+            # goes on from where it ended instead of redoing it.
+            event = (
+                NotificationEvent.objects.select_for_update()
+                .filter(pk=event_id, expanded_at__isnull=True)
+                .first()
+            )
+            if event is None:
+                return written
+            last, rows, done = _expand_chunk(event, event.expansion_cursor, chunk_size)
+            now = timezone.now()
+            progress = {"expansion_cursor": last or event.expansion_cursor}
+            if done:
+                progress.update(expanded_at=now, expansion_lease_expires_at=None)
+            else:  # still alive: the sweep leaves the event to this worker a while longer
+                progress["expansion_lease_expires_at"] = now + dt.timedelta(
+                    seconds=_lease_seconds()
+                )
+            NotificationEvent.objects.filter(pk=event_id).update(**progress)
+        written += rows
+        chunks += 1
+        if rows:
+            # The first chunks start up to MAX_TASK_COPIES deliverers; each later chunk adds one,
+            # in case the earlier ones caught up and stopped.
+            copies = max(1, min(math.ceil(rows / ROWS_PER_TASK), MAX_TASK_COPIES - copies_sent))
+            delivery.dispatch_event(event_id, copies=copies)
+            copies_sent += copies
+        if done or (max_chunks and chunks >= max_chunks):
+            return written
+        if time.monotonic() > deadline:
+            delivery.dispatch_expansion(event_id)
+            return written
+
+
+def _record_event(*, kind, key, payload, audience=None, incident=None, maintenance=None):
+    """The event, or None when this key was recorded already (a duplicate call). An event with
+    nobody to find (staff messages, whose rows are written inline, or an empty audience) is
+    expanded from the start."""
+    now = timezone.now()
+    audience = audience or {}
+    defaults = {
+        "kind": kind,
+        "payload": payload,
+        "audience": audience,
+        "incident": incident,
+        "maintenance": maintenance,
+        "created_at": now,
+    }
+    if audience.get("services") or audience.get("organization"):
+        # The expander dispatched on commit holds the event for a lease; after it, the outbox
+        # sweep takes over (the broker was down, or the worker died).
+        defaults["expansion_lease_expires_at"] = now + dt.timedelta(seconds=_lease_seconds())
+    else:
+        defaults["expanded_at"] = now
+    event, created = NotificationEvent.objects.get_or_create(key=key, defaults=defaults)
     return event if created else None
+
+
+def _record_customer_event(*, kind, key, payload, services, organization_id=None, **owner):
+    """Record a customer event with the audience its expansion needs; expansion starts on
+    commit. One recursive query for the dependency closure, however many subscribers."""
+    audience = {
+        "services": sorted(notified_service_ids(services)),
+        "organization": organization_id,
+    }
+    event = _record_event(kind=kind, key=key, payload=payload, audience=audience, **owner)
+    if event is not None and event.expanded_at is None:
+        _expand_on_commit(event)
+    return event
+
+
+def _expand_on_commit(event):
+    from notifications import delivery
+
+    transaction.on_commit(lambda: delivery.dispatch_expansion(event.pk))
 
 
 def _deliver_on_commit(event, rows):
     if rows <= 0:
         return
-    from notifications.delivery import dispatch_event
+    from notifications import delivery
 
     copies = min(MAX_TASK_COPIES, max(1, math.ceil(rows / ROWS_PER_TASK)))
-    transaction.on_commit(lambda: dispatch_event(event.pk, copies=copies))
+    transaction.on_commit(lambda: delivery.dispatch_event(event.pk, copies=copies))
 
 
 # --- the API the workflows call ---------------------------------------------------------------
@@ -213,7 +348,8 @@ def enqueue_incident_event(*, incident, kind, update=None):
 
     Call inside the transaction that makes the change. ``update`` is the public
     ``IncidentUpdate`` that caused it, if any. Returns the new event, or None when this event
-    (same incident, kind and update) was queued already. Delivery starts on commit."""
+    (same incident, kind and update) was queued already. Writes the event only, in a constant
+    number of queries; its rows are written by ``expand_event``, started on commit."""
     if kind not in INCIDENT_KINDS:
         raise ValueError(f"not an incident event kind: {kind}")
     key = f"incident:{incident.pk}:{kind}:{update.pk if update else ''}"
@@ -224,12 +360,14 @@ def enqueue_incident_event(*, incident, kind, update=None):
         body=update.body if update else "",
         public_status=(update.public_status if update else "") or incident.public_status,
     )
-    event = _record_event(kind=kind, key=key, payload=payload, incident=incident)
-    if event is None:
-        return None
-    rows = _fan_out(event, notified_service_ids(services), incident.organization_id)
-    _deliver_on_commit(event, rows)
-    return event
+    return _record_customer_event(
+        kind=kind,
+        key=key,
+        payload=payload,
+        services=services,
+        organization_id=incident.organization_id,
+        incident=incident,
+    )
 
 
 def enqueue_maintenance_event(*, window, kind):
@@ -239,12 +377,20 @@ def enqueue_maintenance_event(*, window, kind):
         raise ValueError(f"not a maintenance event kind: {kind}")
     key = f"maintenance:{window.pk}:{kind}"
     payload = maintenance_payload(window, kind=kind)
-    event = _record_event(kind=kind, key=key, payload=payload, maintenance=window)
-    if event is None:
-        return None
-    rows = _fan_out(event, notified_service_ids(window.services.all()))
-    _deliver_on_commit(event, rows)
-    return event
+    return _record_customer_event(
+        kind=kind, key=key, payload=payload, services=window.services.all(), maintenance=window
+    )
+
+
+def discard_unsent(events):
+    """Send nothing more for ``events`` (a queryset): mark them expanded, so no row is written
+    for them any more, and cancel their rows not yet sent. For loading history (the demo), where
+    nobody must be mailed today about what happened weeks ago."""
+    now = timezone.now()
+    events.filter(expanded_at__isnull=True).update(expanded_at=now, expansion_lease_expires_at=None)
+    return Notification.objects.filter(event__in=events, status=NotificationStatus.PENDING).update(
+        status=NotificationStatus.CANCELLED, last_error="discarded, not sent"
+    )
 
 
 def _group_addresses(groups):
@@ -268,7 +414,8 @@ def notify_staff(*, kind, key, subject, body, users=(), groups=(), emails=(), in
     """Queue a message to staff (SLA warning or breach, escalation, assignment): to ``users``,
     to each of ``groups`` (its team address, else its members) and to plain ``emails``. One
     message per address. ``key`` names the happening, so calling twice queues it once.
-    Returns the new event, or None when ``key`` was queued already."""
+    Returns the new event, or None when ``key`` was queued already. A handful of rows, so they
+    are written here, in the caller's transaction (the event is expanded at once)."""
     payload = {
         "subject": str(subject),
         "body": str(body),
@@ -311,8 +458,10 @@ def notify_staff(*, kind, key, subject, body, users=(), groups=(), emails=(), in
 
 
 __all__ = [
+    "discard_unsent",
     "enqueue_incident_event",
     "enqueue_maintenance_event",
+    "expand_event",
     "notify_staff",
     "notified_service_ids",
     "incident_payload",

@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 from django.utils import timezone
 
 from incidents.models import Incident
-from notifications import delivery
+from notifications import delivery, outbox
 
 LOCALE_PO = Path(__file__).resolve().parents[2] / "notifications/locale/ro/LC_MESSAGES/django.po"
 
@@ -125,16 +125,31 @@ def receiver(settings):
     server.server_close()
 
 
+class Dispatched(list):
+    """Delivery dispatches as (event id, copies); ``expansions`` the events expanded."""
+
+    def __init__(self):
+        super().__init__()
+        self.expansions = []
+
+
 @pytest.fixture
 def dispatched(monkeypatch):
-    """Record delivery dispatches instead of publishing them; tests deliver synchronously."""
-    calls = []
+    """Record delivery dispatches instead of publishing them; tests deliver synchronously.
+    An expansion dispatched (on commit) runs at once, as an eager worker would."""
+    calls = Dispatched()
 
     def record(event_id, copies=1):
         calls.append((event_id, copies))
         return True
 
+    def expand(event_id):
+        calls.expansions.append(event_id)
+        outbox.expand_event(event_id)
+        return True
+
     monkeypatch.setattr(delivery, "dispatch_event", record)
+    monkeypatch.setattr(delivery, "dispatch_expansion", expand)
     return calls
 
 
@@ -151,5 +166,7 @@ def make_incident(*services, organization=None, title="Payments are slow", publi
 
 
 def deliver_all(event):
-    """Deliver an event's due rows now, as a worker would."""
+    """Expand an event (a no-op when that happened already) and deliver its due rows now, as
+    workers would."""
+    outbox.expand_event(event.pk)
     return delivery.deliver_event(event.pk)

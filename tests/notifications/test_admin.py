@@ -4,8 +4,8 @@ import pytest
 from django.contrib.auth.models import User
 
 from notifications.models import EventKind, Notification, NotificationEvent, NotificationStatus
-from notifications.outbox import enqueue_incident_event
-from notifications.queries import notifications_for_incident
+from notifications.outbox import enqueue_incident_event, expand_event
+from notifications.queries import events_being_expanded, notifications_for_incident
 from notifications.rendering import render_preview
 from tests.factories import ContactFactory, ServiceFactory, SubscriptionFactory
 from tests.notifications.conftest import make_incident
@@ -27,6 +27,7 @@ def event(dispatched):
         SubscriptionFactory(service=service)
     incident = make_incident(service, public_status="investigating")
     event = enqueue_incident_event(incident=incident, kind=EventKind.INCIDENT_PUBLISHED)
+    expand_event(event.pk)
     first = Notification.objects.filter(event=event).order_by("id").first()
     Notification.objects.filter(pk=first.pk).update(
         status=NotificationStatus.FAILED, attempts=6, last_error="SMTP 550: mailbox unavailable"
@@ -42,6 +43,27 @@ def test_changelists_and_counts(staff_client, event):
     listing = staff_client.get("/admin/notifications/notification/?status__exact=failed")
     assert "SMTP 550: mailbox unavailable" in listing.content.decode()
     assert staff_client.get("/admin/notifications/notification/?q=customer").status_code == 200
+
+
+def test_an_event_being_expanded_reads_expanding_not_nobody(staff_client, dispatched):
+    service = ServiceFactory(name="Payments")
+    for _ in range(5):
+        SubscriptionFactory(service=service)
+    incident = make_incident(service, public_status="investigating")
+    event = enqueue_incident_event(incident=incident, kind=EventKind.INCIDENT_PUBLISHED)
+
+    listing = staff_client.get("/admin/notifications/notificationevent/").content.decode()
+    assert '<td class="field-recipients">expanding</td>' in listing
+    page = staff_client.get(f"/admin/notifications/notificationevent/{event.pk}/change/")
+    assert "expanding" in page.content.decode()
+
+    expand_event(event.pk, chunk_size=2, max_chunks=1)  # a worker half-way through
+    listing = staff_client.get("/admin/notifications/notificationevent/").content.decode()
+    assert '<td class="field-recipients">expanding (2 so far)</td>' in listing
+
+    expand_event(event.pk)
+    listing = staff_client.get("/admin/notifications/notificationevent/").content.decode()
+    assert '<td class="field-recipients">5</td>' in listing
 
 
 def test_retry_action(staff_client, event, django_capture_on_commit_callbacks, dispatched):
@@ -94,3 +116,16 @@ def test_notifications_for_incident(event, django_assert_num_queries):
         ]
     assert len(rows) == 3
     assert {r[2] for r in rows} == {"pending", "failed"}
+
+
+def test_events_being_expanded(dispatched, django_assert_num_queries):
+    service = ServiceFactory()
+    SubscriptionFactory(service=service)
+    incident = make_incident(service, public_status="investigating")
+    first = enqueue_incident_event(incident=incident, kind=EventKind.INCIDENT_PUBLISHED)
+    second = enqueue_incident_event(incident=incident, kind=EventKind.INCIDENT_RESOLVED)
+    with django_assert_num_queries(1):
+        assert list(events_being_expanded(incident)) == [first, second]
+    expand_event(first.pk)
+    assert list(events_being_expanded(incident)) == [second]
+    assert len(notifications_for_incident(incident)) == 1

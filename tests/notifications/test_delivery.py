@@ -9,7 +9,7 @@ from kombu.exceptions import OperationalError
 from notifications import delivery
 from notifications.channels import PermanentError, check_address
 from notifications.models import EventKind, Notification, NotificationStatus
-from notifications.outbox import enqueue_incident_event
+from notifications.outbox import enqueue_incident_event, expand_event
 from services.models import Channel
 from tests.factories import ContactFactory, ServiceFactory, SubscriptionFactory
 from tests.notifications.conftest import deliver_all, make_incident
@@ -163,6 +163,47 @@ def test_one_smtp_connection_per_batch(smtp, dispatched, settings, monkeypatch):
     assert len(opened) == 3  # batches of 50, 50, 20
 
 
+class WorkerKilled(BaseException):
+    """Stands in for SIGKILL: nothing after it runs, not even an ``except Exception``."""
+
+
+def test_a_killed_worker_leaves_only_the_message_in_flight_unmarked(smtp, dispatched, monkeypatch):
+    from notifications.channels import EmailChannel
+
+    service = ServiceFactory()
+    for _ in range(30):
+        SubscriptionFactory(service=service)
+    event = enqueue_incident_event(incident=make_incident(service), kind=EventKind.INCIDENT_UPDATED)
+    expand_event(event.pk)
+    real_send = EmailChannel.send
+    calls = []
+
+    def send_then_die(self, notification):
+        real_send(self, notification)
+        calls.append(notification.pk)
+        if len(calls) == 12:  # the 12th message is out; the worker dies before marking it
+            raise WorkerKilled
+
+    monkeypatch.setattr(EmailChannel, "send", send_then_die)
+    ids, lease = delivery.claim_batch(event.pk)
+    with pytest.raises(WorkerKilled):
+        delivery.send_claimed(ids, lease)
+    assert len(smtp.messages) == 12
+    rows = Notification.objects.filter(event=event)
+    assert set(rows.filter(status="sent").values_list("pk", flat=True)) == set(calls[:11])
+    # The one in flight, and the 18 never tried, wait for the lease to run out.
+    assert rows.filter(status="sending").count() == 19
+
+    monkeypatch.setattr(EmailChannel, "send", real_send)
+    Notification.objects.filter(event=event, status="sending").update(
+        lease_expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    delivery.sweep_outbox()
+    deliver_all(event)
+    ids = [message["Message-ID"] for _r, message in smtp.messages]
+    assert len(set(ids)) == 30 and len(ids) == 31  # one resend: the message in flight
+
+
 def test_smtp_down_is_transient(smtp, settings, dispatched):
     SubscriptionFactory(service=(service := ServiceFactory()))
     settings.EMAIL_PORT = 1  # nothing listens there
@@ -177,24 +218,26 @@ def test_sweep_reclaims_expired_leases_and_dispatches(service, dispatched):
     SubscriptionFactory(service=service)
     SubscriptionFactory(service=service)
     event = enqueue_incident_event(incident=make_incident(service), kind=EventKind.INCIDENT_UPDATED)
+    expand_event(event.pk)
+    dispatched.clear()
     ids, lease = delivery.claim_batch(event.pk)
     assert len(ids) == 2
     # A second claim finds nothing: the rows are leased.
     assert delivery.claim_batch(event.pk)[0] == []
-    assert delivery.sweep_outbox() == {"reclaimed": 0, "events": 0}
+    assert delivery.sweep_outbox() == {"reclaimed": 0, "expansions": 0, "events": 0}
 
     # The worker died: the lease runs out.
     Notification.objects.filter(pk__in=ids).update(
         lease_expires_at=timezone.now() - dt.timedelta(seconds=1)
     )
-    assert delivery.sweep_outbox() == {"reclaimed": 2, "events": 1}
+    assert delivery.sweep_outbox() == {"reclaimed": 2, "expansions": 0, "events": 1}
     assert dispatched == [(event.pk, 1)]
     assert set(Notification.objects.values_list("status", flat=True)) == {"pending"}
     # Marks from the dead worker's lease change nothing any more.
     delivery.mark_sent(ids, lease)
     assert not Notification.objects.filter(status="sent").exists()
     # Idempotent: the rows are still pending and due, so the sweep dispatches again.
-    assert delivery.sweep_outbox() == {"reclaimed": 0, "events": 1}
+    assert delivery.sweep_outbox() == {"reclaimed": 0, "expansions": 0, "events": 1}
 
 
 def test_a_dead_broker_never_breaks_the_caller(monkeypatch, caplog):
@@ -208,9 +251,37 @@ def test_a_dead_broker_never_breaks_the_caller(monkeypatch, caplog):
     assert "the outbox sweep will" in caplog.text
 
 
+def test_broker_down_at_commit_leaves_the_expansion_to_the_next_sweep(
+    service, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    from notifications import tasks
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+    monkeypatch.setattr(tasks.expand_event, "delay", refuse)
+    SubscriptionFactory(service=service)
+    with django_capture_on_commit_callbacks(execute=True):
+        event = enqueue_incident_event(
+            incident=make_incident(service), kind=EventKind.INCIDENT_UPDATED
+        )
+    assert "could not publish expansion" in caplog.text
+    event.refresh_from_db()
+    # Nobody holds it: the next sweep dispatches it without waiting for a lease to run out.
+    assert event.expanded_at is None and event.expansion_lease_expires_at is None
+    published = []
+    monkeypatch.setattr(tasks.expand_event, "delay", published.append)
+    monkeypatch.setattr(tasks.deliver_event, "delay", lambda event_id: None)
+    assert delivery.sweep_outbox()["expansions"] == 1
+    assert published == [event.pk]
+    assert delivery.sweep_outbox()["expansions"] == 0  # leased to the expander just dispatched
+
+
 def test_retry_action_resets_failed_rows(service, dispatched, django_capture_on_commit_callbacks):
     SubscriptionFactory(service=service)
     event = enqueue_incident_event(incident=make_incident(service), kind=EventKind.INCIDENT_UPDATED)
+    expand_event(event.pk)
+    dispatched.clear()
     Notification.objects.update(status=NotificationStatus.FAILED, attempts=6, last_error="boom")
     with django_capture_on_commit_callbacks(execute=True):
         assert delivery.retry_notifications(Notification.objects.all()) == 1

@@ -1,14 +1,31 @@
 """Who hears about what: the fan-out, delivered through a real SMTP server and HTTP receiver."""
 
+import datetime as dt
 import json
+import threading
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from incidents.models import IncidentUpdate
-from notifications.models import EmailOptOut, EventKind, Notification, NotificationStatus
-from notifications.outbox import enqueue_incident_event, enqueue_maintenance_event, notify_staff
+from notifications import delivery
+from notifications.models import (
+    EmailOptOut,
+    EventKind,
+    Notification,
+    NotificationEvent,
+    NotificationStatus,
+)
+from notifications.outbox import (
+    discard_unsent,
+    enqueue_incident_event,
+    enqueue_maintenance_event,
+    expand_event,
+    notify_staff,
+)
 from services.models import (
     Channel,
     Contact,
@@ -250,29 +267,170 @@ def test_staff_messages_go_once_per_address(smtp, dispatched):
     assert again is None
 
 
-def test_fan_out_is_a_constant_number_of_queries(
-    django_assert_max_num_queries, dispatched, catalog, django_capture_on_commit_callbacks
-):
-    """20,000 subscribers (through organisation subscriptions and their own) are written in
-    one INSERT ... SELECT, not one statement per row."""
-    orgs = [OrganizationFactory() for _ in range(4)]
+@pytest.fixture
+def crowd(catalog):
+    """20,000 contacts reached by payments trouble: two organisations subscribed to payments, one
+    to shop, one contact by contact to checkout; a tenth of the first organisation also
+    directly to shop, and the second organisation reports (three paths to one contact). 1,000
+    more hear only about the unrelated service. Returns the ids that must get a row."""
+    orgs = [OrganizationFactory() for _ in range(5)]
     Contact.objects.bulk_create(
         Contact(organization=orgs[i % 4], name=f"c{i}", email=f"c{i}@bulk.test")
         for i in range(20_000)
     )
+    Contact.objects.bulk_create(
+        Contact(organization=orgs[4], name=f"n{i}", email=f"n{i}@bulk.test") for i in range(1000)
+    )
     for org in orgs[:2]:
         Subscription.objects.create(organization=org, service=catalog["payments"])
     Subscription.objects.create(organization=orgs[2], service=catalog["shop"])
+    Subscription.objects.create(organization=orgs[4], service=catalog["unrelated"])
     direct = Contact.objects.filter(organization=orgs[3]).values_list("pk", flat=True)
     Subscription.objects.bulk_create(
         Subscription(contact_id=pk, service=catalog["checkout"]) for pk in direct
     )
-    small = make_incident(catalog["unrelated"], public_status="investigating")
-    big = make_incident(catalog["payments"], public_status="investigating")
+    twice = Contact.objects.filter(organization=orgs[0]).values_list("pk", flat=True)[:500]
+    Subscription.objects.bulk_create(
+        Subscription(contact_id=pk, service=catalog["shop"]) for pk in twice
+    )
+    reached = set(Contact.objects.filter(organization__in=orgs[:4]).values_list("pk", flat=True))
+    return {"reporting": orgs[1], "reached": reached}
 
-    with django_assert_max_num_queries(12):
+
+def test_enqueue_is_a_constant_number_of_queries_and_writes_no_rows(
+    dispatched, catalog, crowd, django_capture_on_commit_callbacks
+):
+    """The caller's transaction writes the event only, in as many queries for 20,000
+    subscribers as for none; the workers' expansion then writes one row per contact."""
+    small = make_incident(catalog["unrelated"], public_status="investigating")
+    big = make_incident(
+        catalog["payments"], organization=crowd["reporting"], public_status="investigating"
+    )
+
+    with CaptureQueriesContext(connection) as few, django_capture_on_commit_callbacks() as hooks:
         enqueue_incident_event(incident=small, kind=EventKind.INCIDENT_PUBLISHED)
-    with django_assert_max_num_queries(12), django_capture_on_commit_callbacks(execute=True):
+    assert len(hooks) == 1
+    with CaptureQueriesContext(connection) as many, django_capture_on_commit_callbacks() as hooks:
         event = enqueue_incident_event(incident=big, kind=EventKind.INCIDENT_PUBLISHED)
-    assert Notification.objects.filter(event=event).count() == 20_000
-    assert dispatched[-1] == (event.pk, 8)
+    assert len(many) == len(few) <= 8, [q["sql"] for q in many]
+    print(f"enqueue: {len(many)} queries for 20,000 subscribers, {len(few)} for none")
+    insert_rows = f'INSERT INTO "{Notification._meta.db_table}"'
+    assert not any(q["sql"].startswith(insert_rows) for q in many)
+    assert not Notification.objects.exists()  # nothing per recipient before the commit
+    event.refresh_from_db()
+    assert event.expanded_at is None
+    assert event.audience == {
+        "services": sorted(
+            s.pk for s in (catalog["payments"], catalog["checkout"], catalog["shop"])
+        ),
+        "organization": crowd["reporting"].pk,
+    }
+    assert dispatched == [] and dispatched.expansions == []
+
+    # Commit: the expansion is dispatched; run as a worker would, chunk by chunk.
+    with CaptureQueriesContext(connection) as expansion:
+        hooks[0]()
+    assert dispatched.expansions == [event.pk]
+    rows = Notification.objects.filter(event=event)
+    assert rows.count() == 20_000
+    assert set(rows.values_list("contact_id", flat=True)) == crowd["reached"]
+    assert set(rows.values_list("channel", "status").distinct()) == {("email", "pending")}
+    event.refresh_from_db()
+    assert event.expanded_at is not None and event.expansion_lease_expires_at is None
+    # Four chunks of 5,000 (and one that finds the end), each handed to delivery at once: up to
+    # MAX_TASK_COPIES deliverers at first, then one more per chunk.
+    assert dispatched == [(event.pk, 5), (event.pk, 3), (event.pk, 1), (event.pk, 1)]
+    assert len(expansion) <= 5 * 8, len(expansion)  # a few statements per chunk, none per row
+
+
+def test_expansion_twice_or_racing_writes_each_row_once(dispatched, catalog, crowd):
+    incident = make_incident(
+        catalog["payments"], organization=crowd["reporting"], public_status="investigating"
+    )
+    event = enqueue_incident_event(incident=incident, kind=EventKind.INCIDENT_PUBLISHED)
+    assert expand_event(event.pk, chunk_size=3000) == 20_000
+    assert expand_event(event.pk) == 0  # expanded: a second run does nothing
+
+    # A second expander that read the cursor before the first one moved it: every chunk it
+    # writes is there already, and ON CONFLICT DO NOTHING keeps it so.
+    NotificationEvent.objects.filter(pk=event.pk).update(expanded_at=None, expansion_cursor=0)
+    assert expand_event(event.pk, chunk_size=7000) == 0
+    rows = Notification.objects.filter(event=event)
+    assert rows.count() == rows.values("contact_id").distinct().count() == 20_000
+
+
+def test_an_expansion_killed_half_way_is_finished_by_the_sweep(dispatched, catalog, crowd):
+    incident = make_incident(
+        catalog["payments"], organization=crowd["reporting"], public_status="investigating"
+    )
+    event = enqueue_incident_event(incident=incident, kind=EventKind.INCIDENT_PUBLISHED)
+    # The worker writes two chunks, then dies.
+    assert expand_event(event.pk, chunk_size=4000, max_chunks=2) == 8000
+    event.refresh_from_db()
+    assert event.expanded_at is None and event.expansion_cursor > 0
+    assert dispatched == [(event.pk, 4), (event.pk, 4)]  # sending started meanwhile
+
+    # Its lease still runs: the sweep leaves the event to it.
+    assert delivery.sweep_outbox()["expansions"] == 0
+    assert dispatched.expansions == []
+    # The lease ran out: the sweep hands the event to another worker, which finishes it.
+    later = event.expansion_lease_expires_at + dt.timedelta(seconds=1)
+    assert delivery.sweep_outbox(now=later)["expansions"] == 1
+    assert dispatched.expansions == [event.pk]
+    rows = Notification.objects.filter(event=event)
+    assert rows.count() == rows.values("contact_id").distinct().count() == 20_000
+    assert set(rows.values_list("contact_id", flat=True)) == crowd["reached"]
+    event.refresh_from_db()
+    assert event.expanded_at is not None
+    assert delivery.sweep_outbox(now=later)["expansions"] == 0
+
+
+def test_discarded_history_is_never_sent(catalog, people, dispatched):
+    old = make_incident(catalog["payments"], public_status="resolved", title="Weeks ago")
+    queued = enqueue_incident_event(incident=old, kind=EventKind.INCIDENT_PUBLISHED)
+    expand_event(queued.pk)  # rows written, none sent yet
+    unexpanded = enqueue_incident_event(incident=old, kind=EventKind.INCIDENT_RESOLVED)
+    assert discard_unsent(NotificationEvent.objects.filter(incident=old)) == 4
+    assert expand_event(unexpanded.pk) == 0  # a late expander writes nothing
+    assert not Notification.objects.filter(event=unexpanded).exists()
+    assert set(Notification.objects.values_list("status", flat=True)) == {"cancelled"}
+
+
+def test_nobody_to_find_is_expanded_at_once(dispatched, django_capture_on_commit_callbacks):
+    incident = make_incident(public_status="investigating")  # no service, no organisation
+    with django_capture_on_commit_callbacks(execute=True) as hooks:
+        event = enqueue_incident_event(incident=incident, kind=EventKind.INCIDENT_PUBLISHED)
+    assert event.expanded_at is not None and hooks == []
+    assert not Notification.objects.filter(event=event).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_expanders_at_once_on_postgres(on_postgres, catalog, crowd, monkeypatch):
+    """Two workers expanding the same event at the same time, each on its own connection."""
+    monkeypatch.setattr(delivery, "dispatch_event", lambda *a, **k: True)
+    monkeypatch.setattr(delivery, "dispatch_expansion", lambda *a, **k: True)
+    incident = make_incident(
+        catalog["payments"], organization=crowd["reporting"], public_status="investigating"
+    )
+    event = enqueue_incident_event(incident=incident, kind=EventKind.INCIDENT_PUBLISHED)
+    barrier = threading.Barrier(2)
+    written, errors = [], []
+
+    def expander():
+        try:
+            barrier.wait()
+            written.append(expand_event(event.pk, chunk_size=1000))
+        except Exception as exc:  # reported below, with the thread's error
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=expander) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert sum(written) == 20_000
+    rows = Notification.objects.filter(event=event)
+    assert rows.count() == rows.values("contact_id").distinct().count() == 20_000

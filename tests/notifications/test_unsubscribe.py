@@ -5,7 +5,7 @@ from django.test import Client
 
 from notifications import delivery
 from notifications.models import EmailOptOut, EventKind, Notification, NotificationStatus
-from notifications.outbox import enqueue_incident_event
+from notifications.outbox import enqueue_incident_event, expand_event
 from notifications.unsubscribe import make_token, read_token
 from services.models import Contact, Subscription
 from tests.factories import ContactFactory, OrganizationFactory, ServiceFactory, SubscriptionFactory
@@ -29,8 +29,11 @@ def contact(service):
 
 
 def publish(service, n=1):
+    """Publish an incident and expand it: its rows are queued, waiting for a worker."""
     incident = make_incident(service, public_status="investigating", title=f"Outage {n}")
-    return enqueue_incident_event(incident=incident, kind=EventKind.INCIDENT_PUBLISHED)
+    event = enqueue_incident_event(incident=incident, kind=EventKind.INCIDENT_PUBLISHED)
+    expand_event(event.pk)
+    return event
 
 
 def test_the_email_carries_a_working_one_click_link(service, contact, smtp, dispatched):
