@@ -223,8 +223,14 @@ class Incident(models.Model):
                     state__in=["new", "acknowledged", "on_hold"], next_sla_check_at__isnull=False
                 ),
             ),
-            # The admin's default ordering over open work.
+            # The admin's default ordering, over all incidents and over open work alone (the
+            # "open" filter would otherwise walk past every closed incident in the queue).
             models.Index(fields=["priority", "resolve_due_at"], name="incident_queue_idx"),
+            models.Index(
+                fields=["priority", "resolve_due_at"],
+                name="incident_open_queue_idx",
+                condition=models.Q(state__in=["new", "acknowledged", "on_hold"]),
+            ),
             models.Index(fields=["state", "priority"], name="incident_state_idx"),
         ]
         permissions = [("work_incident", _("Can work incidents (transitions)"))]
@@ -281,6 +287,9 @@ class IncidentService(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["incident", "service"], name="unique_incident_service")
         ]
+        # The unique constraint serves "services of an incident"; this serves "incidents of a
+        # service" (the admin's service filter, the status of a service).
+        indexes = [models.Index(fields=["service", "incident"], name="incident_service_rev_idx")]
 
     def __str__(self):
         return f"{self.service}: {self.get_status_display()}"

@@ -18,6 +18,7 @@ pauses) is returned unchanged.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -268,6 +269,9 @@ def _merged_pauses(
     return merged
 
 
+# Deadlines cluster on the same few weeks, and zoneinfo's conversion is most of the walk's cost:
+# remembering recent window edges makes a business-hours deadline cost a few dict lookups.
+@functools.lru_cache(maxsize=16384)
 def _local_to_utc(day: date, minute: int, zone: ZoneInfo) -> datetime:
     """The real instant of wall-clock `minute` on local `day`; 1440 is the next local midnight.
 

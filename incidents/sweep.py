@@ -47,7 +47,11 @@ def sweep_sla(*, now=None, batch_size=None):
                 skip_locked=connection.features.has_select_for_update_skip_locked, of=("self",)
             )
             batch = list(
-                locked.select_related("sla_policy", "assignee", "assignment_group")[:batch_size]
+                locked.select_related(
+                    "sla_policy__calendar",
+                    "assignee",
+                    "assignment_group__team__escalation_contact",
+                )[:batch_size]
             )
             calendars = {}
             for incident in batch:
