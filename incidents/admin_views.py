@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from incidents import workflow
 from incidents.forms import HoldForm, LinkProblemForm, ReopenForm, ResolveForm, UpdateForm
 from incidents.models import Incident, PublicStatus
-from notifications.queries import notifications_for_incident
+from notifications.queries import events_being_expanded, notifications_for_incident
 from notifications.rendering import render_preview
 
 NOTIFIED_SHOWN = 50
@@ -142,6 +142,7 @@ def change_page_context(model_admin, request, object_id):
         "post_update_url": reverse("admin:incidents_incident_post_update", args=[incident.pk]),
         "preview_url": reverse("admin:incidents_incident_preview", args=[incident.pk]),
         "notified": list(notifications_for_incident(incident)[:NOTIFIED_SHOWN]),
+        "being_expanded": list(events_being_expanded(incident)),
         "notified_limit": NOTIFIED_SHOWN,
     }
 
