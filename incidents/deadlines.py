@@ -5,6 +5,7 @@ itself is ``incidents.sla``; this module only gathers its inputs from the databa
 """
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -62,6 +63,14 @@ def _target_for(policy, priority):
     return SlaTarget.objects.filter(policy=policy, priority=priority).first()
 
 
+# Calendars change rarely and every transition needs one: keep the plain values in memory,
+# keyed by calendar id, and trust a copy while the calendar's ``updated_at`` stamp (read with
+# the incident's policy at no extra query) is unchanged. The age limit covers writes that skip
+# the stamp (bulk updates, raw SQL).
+_CALENDARS = {}
+CALENDAR_CACHE_SECONDS = 300
+
+
 def calendar_of(policy, cache=None):
     """The plain ``sla.Calendar`` of a policy (24×7 UTC without one). ``cache`` is a dict keyed
     by calendar id the sweep shares between incidents."""
@@ -69,14 +78,29 @@ def calendar_of(policy, cache=None):
         return sla.Calendar.twenty_four_seven()
     if cache is not None and policy.calendar_id in cache:
         return cache[policy.calendar_id]
+    stamp = policy.calendar.updated_at
+    kept = _CALENDARS.get(policy.calendar_id)
+    if kept and kept[0] == stamp and kept[1] > time.monotonic():
+        calendar = kept[2]
+    else:
+        calendar = _load_calendar(policy)
+        _CALENDARS[policy.calendar_id] = (
+            stamp,
+            time.monotonic() + CALENDAR_CACHE_SECONDS,
+            calendar,
+        )
+    if cache is not None:
+        cache[policy.calendar_id] = calendar
+    return calendar
+
+
+def _load_calendar(policy):
     calendar = policy.calendar.to_calendar()
     if not calendar.always_open and not any(calendar.weekly):
         # A calendar without hours would never let the clock run; count all time rather than
         # promise nothing, and say so.
         log.warning("Calendar %s has no business hours; counting it as 24x7", policy.calendar)
         calendar = sla.Calendar.twenty_four_seven(calendar.tz)
-    if cache is not None:
-        cache[policy.calendar_id] = calendar
     return calendar
 
 

@@ -335,6 +335,9 @@ class BusinessCalendar(models.Model):
     is_24x7 = models.BooleanField(
         _("24×7"), default=False, help_text=_("Every instant counts; hours and holidays ignored.")
     )
+    # Moves whenever the calendar, its hours or its holidays change: the SLA engine keeps the
+    # plain calendar value in memory and recognises a stale copy by this stamp.
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         ordering = ["name"]
@@ -371,6 +374,12 @@ def _minutes(t, end=False):
     return 1440 if end and minutes == 0 else minutes
 
 
+def _touch_calendar(calendar_id):
+    from django.utils import timezone
+
+    BusinessCalendar.objects.filter(pk=calendar_id).update(updated_at=timezone.now())
+
+
 class Weekday(models.IntegerChoices):
     MONDAY = 0, _("Monday")
     TUESDAY = 1, _("Tuesday")
@@ -399,6 +408,15 @@ class BusinessHours(models.Model):
 
     def __str__(self):
         return f"{self.get_weekday_display()} {self.opens_at:%H:%M}–{self.closes_at:%H:%M}"
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        _touch_calendar(self.calendar_id)
+
+    def delete(self, *args, **kwargs):
+        result = super().delete(*args, **kwargs)
+        _touch_calendar(self.calendar_id)
+        return result
 
     def clean(self):
         if self.opens_at is None or self.closes_at is None:
@@ -430,6 +448,15 @@ class Holiday(models.Model):
 
     def __str__(self):
         return f"{self.date:%Y-%m-%d} {self.name}".strip()
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        _touch_calendar(self.calendar_id)
+
+    def delete(self, *args, **kwargs):
+        result = super().delete(*args, **kwargs)
+        _touch_calendar(self.calendar_id)
+        return result
 
 
 class SlaPolicy(models.Model):

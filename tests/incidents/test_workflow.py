@@ -441,3 +441,24 @@ def test_a_transition_is_one_transaction(incident, agent, service):
     service.refresh_from_db()
     assert service.status == ServiceStatus.PARTIAL_OUTAGE
     assert kinds(incident) == [EventKind.CREATED, EventKind.UPDATE_POSTED]
+
+
+def test_calendar_changes_reach_the_next_recompute(agent):
+    """The SLA engine keeps calendars in memory; a holiday added in the admin still counts at
+    the very next change."""
+    from tests.factories import office_calendar
+
+    calendar = office_calendar()
+    office = sla_policy(
+        name="Office",
+        calendar=calendar,
+        targets={3: (dt.timedelta(hours=1), dt.timedelta(hours=4))},
+    )
+    svc = ServiceFactory(default_sla_policy=office)
+    friday_1630 = dt.datetime(2026, 3, 6, 14, 30, tzinfo=dt.UTC)  # 16:30 in Bucharest
+    incident = workflow.create_incident(actor=agent, title="x", services=[svc], now=friday_1630)
+    assert incident.response_due_at == dt.datetime(2026, 3, 9, 7, 30, tzinfo=dt.UTC)  # Monday
+    calendar.holidays.create(date=dt.date(2026, 3, 9))
+    incident = workflow.hold(incident, actor=agent, reason="r", now=friday_1630)
+    incident = workflow.resume(incident, actor=agent, now=friday_1630)
+    assert incident.response_due_at == dt.datetime(2026, 3, 10, 7, 30, tzinfo=dt.UTC)  # Tuesday
