@@ -37,3 +37,20 @@ def on_postgres():
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (set DATABASE_URL)")
     return True
+
+
+@pytest.fixture
+def redis_db(worker_id):
+    """A Redis database of this xdist worker's own (for real Celery workers), emptied before
+    and after the test."""
+    import redis
+
+    from tests.live import own_redis_url, redis_reachable
+
+    url = own_redis_url(worker_id)
+    if not redis_reachable(url):
+        pytest.skip("needs Redis at 127.0.0.1:6379")
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()

@@ -1,9 +1,11 @@
-"""Real processes and receivers for integration tests: Celery workers and beat as
-subprocesses against the test database and a Redis database of their own, and an SMTP sink.
+"""Real processes and receivers for integration tests: Celery workers, beat and other
+subprocesses against the pytest database, and an SMTP sink.
 
-The test must use ``transactional_db`` (data committed, so the subprocesses see it).
+Tests using ``Processes`` need ``transactional_db`` (committed data, so the subprocesses see it)
+and PostgreSQL (SQLite's test database lives in memory).
 """
 
+import asyncio
 import contextlib
 import email
 import email.policy
@@ -18,10 +20,10 @@ from pathlib import Path
 
 import redis
 from aiosmtpd.controller import Controller
-from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
 
 
 def free_port():
@@ -33,11 +35,15 @@ def free_port():
 class SmtpSink:
     """An aiosmtpd handler that keeps every message delivered to it, parsed."""
 
+    delay = 0  # seconds per message, to slow a worker down
+
     def __init__(self):
         self.messages = []
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.messages.append((envelope.rcpt_tos, message))
@@ -58,6 +64,7 @@ class SmtpSink:
 
 @contextlib.contextmanager
 def smtp_server():
+    """An SMTP server on a free loopback port; ``sink.port`` says which."""
     sink = SmtpSink()
     controller = Controller(sink, hostname="127.0.0.1", port=free_port())
     controller.start()
@@ -68,135 +75,107 @@ def smtp_server():
         controller.stop()
 
 
-def redis_url_for_test():
-    """A Redis database number of this test process's own (xdist runs two), flushed."""
-    base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    number = 10 + int("".join(c for c in worker if c.isdigit()) or 0)
-    url = f"{base}/{number}"
-    redis.Redis.from_url(url).flushdb()
-    return url
+def own_redis_url(worker_id):
+    """A Redis database number of this xdist worker's own, so two workers never share a queue."""
+    number = 10 if worker_id == "master" else 11 + int(worker_id.removeprefix("gw"))
+    return f"redis://127.0.0.1:6379/{number}"
 
 
-def database_url_for_test():
-    """The URL of the database pytest-django made, for subprocesses to share."""
-    db = connection.settings_dict
-    if connection.vendor != "postgresql":
-        raise RuntimeError("live worker tests need PostgreSQL")
-    host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
-    user = db.get("USER") or "postgres"
-    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+def redis_reachable(url):
+    try:
+        redis.Redis.from_url(url).ping()
+        return True
+    except redis.ConnectionError:
+        return False
 
 
-def process_env(**extra):
-    env = dict(os.environ)
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "itsm.settings",
-            "DATABASE_URL": database_url_for_test(),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
+class Processes:
+    """Subprocesses started by a test, each in its own process group, ended by their id. They
+    share the pytest database and send email to ``smtp_port``; ``env`` may be adjusted before
+    starting them."""
 
-
-class CeleryProcesses:
-    """Start ``celery worker`` and/or ``celery beat`` subprocesses; stop them all at exit."""
-
-    def __init__(self, tmp_path, **env):
+    def __init__(self, tmp_path, smtp_port):
         self.tmp_path = Path(tmp_path)
-        self.env = process_env(ITSM_VAR_DIR=self.tmp_path / "var", **env)
-        self.procs = []
+        self.running = []
+        db = connection.settings_dict
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "itsm.settings",
+            "PYTHONPATH": str(ROOT),
+            "ITSM_VAR_DIR": str(self.tmp_path / "var"),
+            "DATABASE_URL": (
+                f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+                f"/{db['NAME']}"
+            ),
+            "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
+            "NOTIFY_LEASE_SECONDS": "3",
+            "NOTIFY_BATCH_SIZE": "50",
+            "NOTIFY_BACKOFF_BASE": "1",
+            "NOTIFY_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "OUTBOX_SWEEP_INTERVAL": "1",
+            "SLA_SWEEP_INTERVAL": "3600",
+            "CONN_MAX_AGE": "0",
+        }
+        if db.get("PASSWORD"):
+            self.env["PGPASSWORD"] = db["PASSWORD"]
 
-    def _start(self, name, args):
-        log = open(self.tmp_path / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+    def broker(self, url):
+        self.env["CELERY_BROKER_URL"] = url
+        self.env["REDIS_URL"] = url
+
+    def start(self, name, *args):
+        log = open(self.tmp_path / f"{name}.log", "w")  # noqa: SIM115 (closed in stop)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "itsm", *args],
+            args,
             cwd=ROOT,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        proc.log_file, proc.name = log, name
-        self.procs.append(proc)
+        proc.log = log
+        self.running.append(proc)
         return proc
 
-    def worker(self, name="worker", concurrency=1):
-        return self._start(
+    def worker(self, name, concurrency=2):
+        return self.start(
             name,
-            [
-                "worker",
-                "-l",
-                "info",
-                "-n",
-                f"{name}@%h",
-                "--concurrency",
-                str(concurrency),
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            str(BIN / "celery"),
+            *("-A", "itsm", "worker", "-l", "info", "-c", str(concurrency)),
+            *("-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"),
         )
 
     def beat(self):
-        return self._start(
-            "beat", ["beat", "-l", "info", "-s", str(self.tmp_path / "beat-schedule")]
+        schedule = str(self.tmp_path / "beat-schedule")
+        return self.start(
+            "beat", str(BIN / "celery"), "-A", "itsm", "beat", "-l", "info", "-s", schedule
         )
 
     def kill(self, proc, sig=signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)  # the process and its pool children, nothing else
+        proc.wait(timeout=20)
+        proc.log.close()
+
+    def stop_all(self):
+        for proc in reversed(self.running):
+            if proc.poll() is None:
+                self.kill(proc)
 
     def logs(self):
-        return {
-            p.name: (self.tmp_path / f"{p.name}.log").read_text(errors="replace")
-            for p in self.procs
-        }
-
-    def stop(self):
-        for proc in self.procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill(proc)
-            proc.log_file.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.tmp_path.glob("*.log")
+        )
 
 
-def wait_for(condition, timeout=30.0, interval=0.2, message="condition"):
-    """Poll ``condition`` until it returns something truthy; fail with ``message``."""
+def wait_for(condition, timeout, what, procs=None):
+    """Poll ``condition`` until it returns something truthy; fail naming ``what``, with the
+    subprocesses' logs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = condition()
         if result:
             return result
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-
-
-def smtp_env(sink):
-    return {"EMAIL_URL": f"smtp://127.0.0.1:{sink.port}"}
-
-
-__all__ = [
-    "CeleryProcesses",
-    "SmtpSink",
-    "free_port",
-    "process_env",
-    "redis_url_for_test",
-    "settings",
-    "smtp_env",
-    "smtp_server",
-    "wait_for",
-]
+        time.sleep(0.2)
+    logs = procs.logs() if procs else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")

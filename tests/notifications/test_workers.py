@@ -5,26 +5,21 @@ These start subprocesses (worker, beat, redis-server) against the pytest databas
 PostgreSQL (SQLite's test database is in memory) and are marked slow."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import redis
-from django.db import connection
 
 from notifications.models import Notification, NotificationEvent, NotificationStatus
 from services.models import Channel, Contact, Subscription
 from tests.factories import OrganizationFactory, ServiceFactory
-from tests.notifications.conftest import free_port, make_incident
+from tests.live import ROOT, Processes, free_port, wait_for
+from tests.notifications.conftest import make_incident
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 
 ENQUEUE = """
 import json, sys, time
@@ -43,130 +38,25 @@ print(json.dumps({"event": event.pk, "seconds": time.monotonic() - started}))
 
 
 @pytest.fixture
-def redis_db(worker_id):
-    """A Redis database of our own per xdist worker, emptied before and after."""
-    number = 10 if worker_id == "master" else 11 + int(worker_id.removeprefix("gw"))
-    url = f"redis://127.0.0.1:6379/{number}"
-    client = redis.Redis.from_url(url)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip("needs Redis at 127.0.0.1:6379")
-    client.flushdb()
-    yield url
-    client.flushdb()
-
-
-class Processes:
-    """Subprocesses started by a test, each in its own process group, ended by their id."""
-
-    def __init__(self, tmp_path, smtp_port):
-        self.tmp_path = tmp_path
-        self.running = []
-        db = connection.settings_dict
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "itsm.settings",
-            "PYTHONPATH": str(ROOT),
-            "DATABASE_URL": (
-                f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
-                f"/{db['NAME']}"
-            ),
-            "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
-            "NOTIFY_LEASE_SECONDS": "3",
-            "NOTIFY_BATCH_SIZE": "50",
-            "NOTIFY_BACKOFF_BASE": "1",
-            "NOTIFY_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
-            "OUTBOX_SWEEP_INTERVAL": "1",
-            "SLA_SWEEP_INTERVAL": "3600",
-            "CONN_MAX_AGE": "0",
-        }
-        if db.get("PASSWORD"):
-            self.env["PGPASSWORD"] = db["PASSWORD"]
-
-    def broker(self, url):
-        self.env["CELERY_BROKER_URL"] = url
-        self.env["REDIS_URL"] = url
-
-    def start(self, name, *args):
-        log = open(self.tmp_path / f"{name}.log", "w")  # noqa: SIM115 (closed in stop)
-        proc = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        proc.log = log
-        self.running.append(proc)
-        return proc
-
-    def worker(self, name, concurrency=2):
-        return self.start(
-            name,
-            str(BIN / "celery"),
-            "-A",
-            "itsm",
-            "worker",
-            "-l",
-            "info",
-            "-c",
-            str(concurrency),
-            "-n",
-            f"{name}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        )
-
-    def beat(self):
-        return self.start(
-            "beat",
-            str(BIN / "celery"),
-            "-A",
-            "itsm",
-            "beat",
-            "-l",
-            "info",
-            "-s",
-            str(self.tmp_path / "beat-schedule"),
-        )
-
-    def kill(self, proc, sig=signal.SIGKILL):
-        if proc.poll() is None:
-            os.killpg(proc.pid, sig)  # the worker and its pool children, nothing else
-        proc.wait(timeout=20)
-        proc.log.close()
-
-    def stop_all(self):
-        for proc in reversed(self.running):
-            if proc.poll() is None:
-                self.kill(proc)
-
-    def enqueue(self, incident):
-        out = subprocess.run(
-            [sys.executable, "-c", ENQUEUE, str(incident.pk)],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        return json.loads(out.stdout.strip().splitlines()[-1])
-
-    def logs(self):
-        return "\n".join(
-            f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.tmp_path.glob("*.log")
-        )
-
-
-@pytest.fixture
 def procs(on_postgres, tmp_path, smtp):
     processes = Processes(tmp_path, smtp.port)
     yield processes
     processes.stop_all()
+
+
+def enqueue(procs, incident):
+    """Commit the outbox event in a separate process, as a request would (the test's own
+    connection must not hold the transaction)."""
+    out = subprocess.run(
+        [sys.executable, "-c", ENQUEUE, str(incident.pk)],
+        cwd=ROOT,
+        env=procs.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def subscribers(n, service):
@@ -178,12 +68,7 @@ def subscribers(n, service):
 
 
 def wait_until(predicate, timeout, procs, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}\n{procs.logs()}")
+    wait_for(predicate, timeout, what, procs)
 
 
 def expected_ids(event_id):
@@ -203,7 +88,7 @@ def test_killed_worker_loses_nothing(procs, smtp, redis_db):
     procs.broker(redis_db)
     pool = 2
     first = procs.worker("first", concurrency=pool)
-    event_id = procs.enqueue(incident)["event"]
+    event_id = enqueue(procs, incident)["event"]
 
     wait_until(lambda: len(smtp.messages) >= 250, 40, procs, "the first worker to be sending")
     procs.kill(first)  # SIGKILL: no chance to mark, release or requeue anything
@@ -245,7 +130,7 @@ def test_broker_down_at_commit_delivers_later(procs, smtp, receiver, redis_db):
     port = free_port()
     procs.broker(f"redis://127.0.0.1:{port}/0")  # nothing listens there yet
 
-    result = procs.enqueue(incident)  # the change commits; publishing fails, quickly
+    result = enqueue(procs, incident)  # the change commits; publishing fails, quickly
     print(f"commit with the broker down took {result['seconds']:.2f} s")
     assert result["seconds"] < 8, result
     event_id = result["event"]
