@@ -13,6 +13,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import construct_change_message
 from django.core.paginator import Paginator
 from django.db import connections
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseRedirect
 from django.urls import path
 from django.utils import timezone
@@ -199,13 +200,29 @@ class SlaFilter(admin.SimpleListFilter):
 # --- the incident admin ------------------------------------------------------------------------
 
 
+class AffectedServiceFormSet(BaseInlineFormSet):
+    """Every row offers the same list of services: read it once per page, not once per row
+    (an autocomplete or a plain select would query again for each affected service)."""
+
+    @cached_property
+    def service_choices(self):
+        field = self.form.base_fields["service"]
+        return [("", field.empty_label)] + [
+            (service.pk, field.label_from_instance(service)) for service in field.queryset
+        ]
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        form.fields["service"].choices = self.service_choices
+
+
 class AffectedServiceInline(admin.TabularInline):
     """Edited as part of the incident form: the admin hands the rows to ``workflow.edit`` as
     ``services``; they are never saved directly."""
 
     model = IncidentService
     fields = ["service", "status"]
-    autocomplete_fields = ["service"]
+    formset = AffectedServiceFormSet
     extra = 0
     verbose_name_plural = _("affected services")
 
@@ -429,7 +446,11 @@ class IncidentAdmin(admin.ModelAdmin):
     # --- reads ---------------------------------------------------------------------------------
 
     def get_queryset(self, request):
-        return selectors.incident_queue(super().get_queryset(request))
+        queryset = super().get_queryset(request)
+        if getattr(request.resolver_match, "url_name", "").endswith("_changelist"):
+            return selectors.incident_queue(queryset)
+        # One incident (change page, workflow buttons): its SLA policy shown, no list prefetch.
+        return queryset.select_related("sla_policy")
 
     def get_search_results(self, request, queryset, search_term):
         """A reference is an exact primary-key lookup; anything else searches title and

@@ -34,10 +34,23 @@ class IncidentForm(forms.ModelForm):
             "problem",
         ]
 
+    PEOPLE_FIELDS = ("assignee", "commander", "communications_lead")
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["loaded_version"].initial = self.instance.version
+        # Three lists of the same people: read them once, not once per select box.
+        people = None
+        for name in self.PEOPLE_FIELDS:
+            field = self.fields.get(name)
+            if field is None:
+                continue
+            if people is None:
+                people = [("", field.empty_label)] + [
+                    (user.pk, field.label_from_instance(user)) for user in field.queryset
+                ]
+            field.choices = people
 
     def clean(self):
         cleaned = super().clean()

@@ -409,6 +409,22 @@ def test_change_page_shows_sla_timeline_and_version(admin_client, new_incident):
     assert "min left" in content
 
 
+def test_change_page_query_count_is_small_and_does_not_grow(admin_client, agent, service):
+    def queries_for(incident):
+        admin_client.get(change_url(incident))  # warm the session and caches
+        with CaptureQueriesContext(connection) as ctx:
+            response = admin_client.get(change_url(incident))
+        assert response.status_code == 200
+        return len(ctx)
+
+    small = workflow.create_incident(actor=agent, title="one service", services=[service])
+    services = [service, *(ServiceFactory() for _ in range(7))]
+    big = workflow.create_incident(actor=agent, title="eight services", services=services)
+    for n in range(5):
+        workflow.post_update(big, actor=agent, body=f"note {n}")
+    assert queries_for(small) == queries_for(big) <= 15
+
+
 # --- the workflow buttons ------------------------------------------------------------------------
 
 
