@@ -10,19 +10,10 @@ import random
 from dataclasses import dataclass, field
 
 from bench.common import analyze, copy_rows, table_of
+from incidents.priority import DEFAULT_PRIORITY_MATRIX
 
-# impact × urgency → priority, ITIL's default matrix (DESIGN.md).
-MATRIX = {
-    (1, 1): 1,
-    (1, 2): 2,
-    (2, 1): 2,
-    (1, 3): 3,
-    (2, 2): 3,
-    (3, 1): 3,
-    (2, 3): 4,
-    (3, 2): 4,
-    (3, 3): 5,
-}
+# impact × urgency → priority: the product's default matrix.
+MATRIX = DEFAULT_PRIORITY_MATRIX
 # Business-hours targets per priority: (response, resolution).
 STANDARD_TARGETS = {
     1: (dt.timedelta(minutes=15), dt.timedelta(hours=4)),
