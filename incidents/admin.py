@@ -329,10 +329,11 @@ class IncidentAdmin(admin.ModelAdmin):
         "reference_column",
         "title",
         "priority_column",
+        # The SLA right after the priority: on a narrow screen it must not scroll out of view.
+        "sla_column",
         "state",
         "services_column",
         "assignee",
-        "sla_column",
         "opened_at",
     ]
     list_display_links = ["reference_column", "title"]
