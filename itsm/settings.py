@@ -246,3 +246,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The filesystem transport has no host; kombu says so on every connection.
+    LOGGING["loggers"] = {"kombu.connection": {"level": "ERROR"}}
