@@ -33,6 +33,7 @@ from incidents.models import (
     IncidentUpdate,
     PriorityMatrixEntry,
     SlaSignal,
+    SlaTargetKind,
     parse_reference,
 )
 from services.models import Service
@@ -280,12 +281,25 @@ class TimelineInline(ReadOnlyInline):
 
 
 def describe_change(old, new):
+    """A timeline event's from/to, in words a person reads: "priority: 3 → 1", or for the SLA
+    engine's events "response target: 75% used, at 24 Nov 07:22 UTC"."""
     if old is None and new is None:
         return ""
+    if isinstance(new, dict) and {"target", "threshold", "due_at"} <= set(new):
+        values = {
+            "target": SlaTargetKind(new["target"]).label.lower(),
+            "percent": new["threshold"] // 10,
+            "at": new["due_at"][:16].replace("T", " "),
+        }
+        if new["threshold"] >= 1000:
+            return _("%(target)s target breached at %(at)s UTC") % values
+        return _("%(target)s target: %(percent)s%% used at %(at)s UTC") % values
     if isinstance(old, dict) or isinstance(new, dict):
         old, new = old or {}, new or {}
         return "; ".join(
-            f"{key}: {_plain(old.get(key))} → {_plain(new.get(key))}"
+            f"{key}: {_plain(old[key])} → {_plain(new.get(key))}"
+            if key in old
+            else f"{key}: {_plain(new.get(key))}"
             for key in sorted({*old, *new})
         )
     return f"{_plain(old)} → {_plain(new)}"

@@ -660,3 +660,22 @@ def test_timeline_and_signals_admins_render(admin_client, new_incident):
 
 def test_incident_admin_is_registered():
     assert isinstance(django_admin.site._registry[Incident], IncidentAdmin)
+
+
+def test_timeline_changes_read_as_words():
+    from incidents.admin import describe_change
+
+    assert describe_change({"priority": 3}, {"priority": 1}) == "priority: 3 → 1"
+    assert describe_change(None, {"priority": 2, "services": [4]}) == "priority: 2; services: [4]"
+    assert (
+        describe_change(
+            None, {"target": "response", "threshold": 750, "due_at": "2026-11-24T07:22:30+00:00"}
+        )
+        == "response target: 75% used at 2026-11-24 07:22 UTC"
+    )
+    assert (
+        describe_change(
+            None, {"target": "resolution", "threshold": 1000, "due_at": "2026-11-24T11:00:00+00:00"}
+        )
+        == "resolution target breached at 2026-11-24 11:00 UTC"
+    )
