@@ -71,13 +71,11 @@ _CALENDARS = {}
 CALENDAR_CACHE_SECONDS = 300
 
 
-def calendar_of(policy, cache=None):
-    """The plain ``sla.Calendar`` of a policy (24×7 UTC without one). ``cache`` is a dict keyed
-    by calendar id the sweep shares between incidents."""
+def calendar_of(policy):
+    """The plain ``sla.Calendar`` of a policy (24×7 UTC without one), from memory while the
+    calendar is unchanged."""
     if policy is None:
         return sla.Calendar.twenty_four_seven()
-    if cache is not None and policy.calendar_id in cache:
-        return cache[policy.calendar_id]
     stamp = policy.calendar.updated_at
     kept = _CALENDARS.get(policy.calendar_id)
     if kept and kept[0] == stamp and kept[1] > time.monotonic():
@@ -89,8 +87,6 @@ def calendar_of(policy, cache=None):
             time.monotonic() + CALENDAR_CACHE_SECONDS,
             calendar,
         )
-    if cache is not None:
-        cache[policy.calendar_id] = calendar
     return calendar
 
 
@@ -130,7 +126,7 @@ def checkpoints(incident, calendar, pauses, signalled):
     return found
 
 
-def recompute(incident, *, reuse_policy=False, calendar_cache=None):
+def recompute(incident, *, reuse_policy=False):
     """Set the incident's policy, targets, deadlines and ``next_sla_check_at`` in memory (the
     caller saves). With ``reuse_policy`` the stored policy and targets stand (only the clock
     moved). On hold, the deadlines are unknown and the sweep leaves the incident alone."""
@@ -152,7 +148,7 @@ def recompute(incident, *, reuse_policy=False, calendar_cache=None):
         incident.next_sla_check_at = None
         return incident
 
-    calendar = calendar_of(policy, calendar_cache)
+    calendar = calendar_of(policy)
     pauses = pauses_of(incident)
     if incident.acknowledged_at is None:
         incident.response_due_at = (

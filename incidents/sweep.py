@@ -53,16 +53,15 @@ def sweep_sla(*, now=None, batch_size=None):
                     "assignment_group__team__escalation_contact",
                 )[:batch_size]
             )
-            calendars = {}
             for incident in batch:
-                raised += _check(incident, now, calendars)
+                raised += _check(incident, now)
         if len(batch) < batch_size:
             return raised
 
 
-def _check(incident, now, calendars):
+def _check(incident, now):
     """Raise what is due on one locked incident, then move its next check forward."""
-    calendar = deadlines.calendar_of(incident.sla_policy, calendars)
+    calendar = deadlines.calendar_of(incident.sla_policy)
     pauses = deadlines.pauses_of(incident)
     signalled = set(SlaSignal.objects.filter(incident=incident).values_list("target", "threshold"))
     upcoming = deadlines.checkpoints(incident, calendar, pauses, signalled)
