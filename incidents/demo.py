@@ -154,13 +154,8 @@ def _one_incident(rng, opened_at, now, agents, teams, services, organizations):
         now=step(1.0, sweep=True),
     )
     if fate == "closed":
-        workflow.close(
-            incident,
-            actor=agent,
-            now=step(1.0) + dt.timedelta(days=1)
-            if clock + dt.timedelta(days=1) < now
-            else step(1.0),
-        )
+        # Closed a day after it was resolved, or now if that day has not passed yet.
+        workflow.close(incident, actor=agent, now=min(now, clock + dt.timedelta(days=1)))
 
 
 def _major_incident(now, agents, teams, catalog):
