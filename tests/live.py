@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 from aiosmtpd.controller import Controller
@@ -76,9 +77,12 @@ def smtp_server():
 
 
 def own_redis_url(worker_id):
-    """A Redis database number of this xdist worker's own, so two workers never share a queue."""
+    """A Redis database number of this xdist worker's own, so two workers never share a queue.
+    The server is the one ``REDIS_URL`` names (127.0.0.1:6379 without it), so two checkouts
+    testing at once can each point at a Redis of their own."""
     number = 10 if worker_id == "master" else 11 + int(worker_id.removeprefix("gw"))
-    return f"redis://127.0.0.1:6379/{number}"
+    server = urlsplit(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
+    return f"redis://{server.hostname}:{server.port or 6379}/{number}"
 
 
 def redis_reachable(url):
