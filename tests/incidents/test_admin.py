@@ -24,6 +24,7 @@ from incidents.models import (
 from problems.models import Problem
 from services.models import ServiceStatus
 from tests.factories import ServiceFactory, SubscriptionFactory, UserFactory
+from tests.pages import assert_no_injected_script
 
 CHANGELIST = "/admin/incidents/incident/"
 
@@ -679,3 +680,45 @@ def test_timeline_changes_read_as_words():
         )
         == "resolution target breached at 2026-11-24 11:00 UTC"
     )
+
+
+# --- the email preview is not a way to run script ----------------------------------------------
+
+HOSTILE_BODY = (
+    '</pre></code>"><script>alert("xss-body")</script><img src=x onerror=alert(\'xss-body-img\')>'
+)
+
+
+@pytest.mark.parametrize("user_kind", ["reader", "desk_agent"])
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_preview_shows_hostile_text_as_text_and_sandboxes_the_html(
+    client, request, agent, policy, user_kind, method
+):
+    """Title, service name and body full of markup: any staff user who previews sees it as
+    text; the HTML part sits in an iframe that may run nothing."""
+    service = ServiceFactory(
+        name='<script>alert("xss-service")</script>', default_sla_policy=policy
+    )
+    incident = workflow.create_incident(
+        actor=agent,
+        title="<img src=x onerror=alert('xss-title')>",
+        impact=1,
+        urgency=1,
+        services=[service],
+    )
+    client.force_login(request.getfixturevalue(user_kind))
+    url = reverse("admin:incidents_incident_preview", args=[incident.pk])
+    data = {"body": HOSTILE_BODY, "public_status": "investigating", "language": "en"}
+    response = getattr(client, method)(url, data)
+
+    assert response.status_code == 200
+    content = response.content.decode()
+    page = assert_no_injected_script(content, "xss-")
+    [frame] = page.find("iframe")
+    assert frame["sandbox"] == ""
+    # The iframe holds the whole email as sent, the hostile body escaped inside it.
+    assert frame["srcdoc"] == response.context["preview"]["html"]
+    assert "&lt;script&gt;alert(&quot;xss-body&quot;)" in frame["srcdoc"]
+    # The text part reads as the customer's mail client would show it.
+    assert page.preformatted == [response.context["preview"]["text"]]
+    assert 'alert("xss-body")' in response.context["preview"]["text"]
