@@ -155,9 +155,11 @@ class NotificationAdmin(admin.ModelAdmin):
     def short_error(self, obj):
         return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
 
-    @admin.action(description=_("Retry the selected failed notifications"))
+    # The rows themselves stay read-only (``readonly_fields``): "change" here means "may send
+    # again", and the read-only group must not.
+    @admin.action(description=_("Retry the selected failed notifications"), permissions=["change"])
     def retry(self, request, queryset):
-        count = retry_notifications(queryset)
+        count = retry_notifications(queryset, actor=request.user)
         self.message_user(
             request,
             ngettext(

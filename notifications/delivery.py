@@ -16,6 +16,7 @@ import random
 import time
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
@@ -283,8 +284,12 @@ def sweep_outbox(now=None):
     return {"reclaimed": reclaimed, "expansions": expansions, "events": dispatched}
 
 
-def retry_notifications(queryset):
-    """Staff retry: failed rows back to pending with their attempts reset, and dispatched."""
+def retry_notifications(queryset, *, actor):
+    """Staff retry: failed rows back to pending with their attempts reset, and dispatched.
+    Re-sending is a change: the actor needs the change permission on notifications (the admin
+    action checks it too; this holds for any other caller)."""
+    if not actor.has_perm("notifications.change_notification"):
+        raise PermissionDenied
     ids = list(queryset.filter(status=NotificationStatus.FAILED).values_list("pk", flat=True))
     if not ids:
         return 0

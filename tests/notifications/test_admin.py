@@ -1,14 +1,17 @@
 """The outbox in the admin: lists, retry, preview; and the per-incident read."""
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
+from django.core.exceptions import PermissionDenied
 
+from notifications.delivery import retry_notifications
 from notifications.models import EventKind, Notification, NotificationEvent, NotificationStatus
 from notifications.outbox import enqueue_incident_event, expand_event
 from notifications.queries import events_being_expanded, notifications_for_incident
 from notifications.rendering import render_preview
 from tests.factories import ContactFactory, ServiceFactory, SubscriptionFactory
 from tests.notifications.conftest import make_incident
+from tests.pages import assert_no_injected_script
 
 pytestmark = pytest.mark.django_db
 
@@ -78,6 +81,65 @@ def test_retry_action(staff_client, event, django_capture_on_commit_callbacks, d
     failed.refresh_from_db()
     assert (failed.status, failed.attempts) == (NotificationStatus.PENDING, 0)
     assert dispatched[-1] == (event.pk, 1)
+
+
+@pytest.fixture
+def reader_client(client):
+    user = User.objects.create_user("reader", "reader@desk.test", "pw", is_staff=True)
+    user.groups.add(Group.objects.get(name="Read only"))
+    client.force_login(user)
+    return client
+
+
+def test_retry_needs_the_change_permission(reader_client, event, dispatched):
+    """A read-only user is offered no retry, and posting the action anyway re-sends nothing."""
+    failed = Notification.objects.get(status=NotificationStatus.FAILED)
+    dispatched.clear()
+    listing = reader_client.get("/admin/notifications/notification/")
+    assert listing.status_code == 200
+    assert 'value="retry"' not in listing.content.decode()
+
+    response = reader_client.post(
+        "/admin/notifications/notification/",
+        {"action": "retry", "_selected_action": [failed.pk]},
+        follow=True,
+    )
+    assert response.status_code in (200, 403)
+    failed.refresh_from_db()
+    assert (failed.status, failed.attempts) == (NotificationStatus.FAILED, 6)
+    assert dispatched == []
+
+
+def test_retry_function_refuses_an_actor_without_permission(event, dispatched):
+    reader = User.objects.create_user("reader2", is_staff=True)
+    reader.groups.add(Group.objects.get(name="Read only"))
+    with pytest.raises(PermissionDenied):
+        retry_notifications(Notification.objects.all(), actor=reader)
+    assert Notification.objects.filter(status=NotificationStatus.FAILED).count() == 1
+
+
+def test_preview_of_hostile_text_runs_no_script(reader_client, event):
+    """The outbox preview, like the incident one: markup in the title, a service name or the
+    body is shown as text; the HTML part is in a sandboxed iframe."""
+    incident = make_incident(
+        ServiceFactory(name='<script>alert("xss-service")</script>'),
+        title="<img src=x onerror=alert('xss-title')>",
+        public_status="investigating",
+    )
+    response = reader_client.get(
+        "/admin/notifications/notification/preview/",
+        {
+            "incident": incident.pk,
+            "public_status": "monitoring",
+            "language": "en",
+            "body": '</pre>"><script>alert("xss-body")</script>',
+        },
+    )
+    assert response.status_code == 200
+    page = assert_no_injected_script(response.content.decode(), "xss-")
+    [frame] = page.find("iframe")
+    assert frame["sandbox"] == "" and frame["srcdoc"] == response.context["preview"]["html"]
+    assert page.preformatted == [response.context["preview"]["text"]]
 
 
 def test_preview_renders_without_writing(staff_client, event):

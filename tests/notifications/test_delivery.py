@@ -13,7 +13,7 @@ from notifications.channels import PermanentError, check_address
 from notifications.models import EventKind, Notification, NotificationStatus
 from notifications.outbox import enqueue_incident_event, expand_event
 from services.models import Channel
-from tests.factories import ContactFactory, ServiceFactory, SubscriptionFactory
+from tests.factories import ContactFactory, ServiceFactory, SubscriptionFactory, UserFactory
 from tests.notifications.conftest import deliver_all, make_incident
 
 pytestmark = pytest.mark.django_db
@@ -324,7 +324,8 @@ def test_retry_action_resets_failed_rows(service, dispatched, django_capture_on_
     dispatched.clear()
     Notification.objects.update(status=NotificationStatus.FAILED, attempts=6, last_error="boom")
     with django_capture_on_commit_callbacks(execute=True):
-        assert delivery.retry_notifications(Notification.objects.all()) == 1
+        manager = UserFactory(username="retrier", is_superuser=True)
+        assert delivery.retry_notifications(Notification.objects.all(), actor=manager) == 1
     row = Notification.objects.get()
     assert (row.status, row.attempts) == (NotificationStatus.PENDING, 0)
     assert dispatched == [(event.pk, 1)]
