@@ -37,11 +37,28 @@ class DependencyInline(admin.TabularInline):
     verbose_name_plural = _("depends on")
 
 
+def masked_secret(secret):
+    """Enough of a signing secret to tell two apart, not enough to sign with."""
+    return f"whsec_…{secret[-4:]}" if secret else "—"
+
+
+def may_see_secrets(user):
+    """Webhook signing secrets let their holder forge our webhooks: managers only (those who may
+    change subscriptions); everyone else sees them masked."""
+    return user.has_perm("services.change_subscription")
+
+
 class SubscriptionInline(admin.TabularInline):
     model = Subscription
     extra = 0
     autocomplete_fields = ["contact", "organization"]
-    fields = ["contact", "organization", "channel", "webhook_url", "is_active"]
+    fields = ["contact", "organization", "channel", "webhook_url", "is_active", "signing_secret"]
+    readonly_fields = ["signing_secret"]
+
+    @admin.display(description=_("webhook signing secret"))
+    def signing_secret(self, obj):
+        # Masked even for managers: the subscription's own page is where a secret is read.
+        return masked_secret(obj.webhook_secret)
 
 
 class ContractInline(admin.TabularInline):
@@ -116,7 +133,31 @@ class SubscriptionAdmin(admin.ModelAdmin):
     list_select_related = ["service", "contact", "organization"]
     search_fields = ["service__name", "contact__email", "contact__name", "organization__name"]
     autocomplete_fields = ["service", "contact", "organization"]
-    readonly_fields = ["webhook_secret"]
+    # Generated on save, never typed; shown by ``get_readonly_fields`` to whoever may see it.
+    exclude = ["webhook_secret"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["signing_secret" if may_see_secrets(request.user) else "masked_signing_secret"]
+
+    @admin.display(description=_("webhook signing secret"))
+    def signing_secret(self, obj):
+        return obj.webhook_secret or "—"
+
+    @admin.display(description=_("webhook signing secret"))
+    def masked_signing_secret(self, obj):
+        return masked_secret(obj.webhook_secret)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # Whoever creates a webhook subscription must hand its secret to the receiver; without
+        # the change permission this is the only time they see it.
+        if obj.webhook_secret and not may_see_secrets(request.user):
+            self.message_user(
+                request,
+                _("The webhook signing secret, shown this once: %(secret)s")
+                % {"secret": obj.webhook_secret},
+                messages.WARNING,
+            )
+        return super().response_add(request, obj, post_url_continue)
 
 
 class BusinessHoursInline(admin.TabularInline):

@@ -2,8 +2,10 @@
 
 import pytest
 from django.contrib import admin
+from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
+from services.models import Subscription
 from tests.factories import ContactFactory, ServiceFactory, SubscriptionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -129,3 +131,77 @@ def test_romanian_validation_message(desk):
     )
     assert response.status_code == 200
     assert "Sfârșitul trebuie să fie după început." in response.content.decode()
+
+
+# --- webhook signing secrets -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def webhook(db):
+    return SubscriptionFactory(channel="webhook", webhook_url="https://hooks.customer.example/in")
+
+
+def subscription_pages(subscription):
+    """Every admin page a subscription's secret could appear on."""
+    return [
+        reverse("admin:services_subscription_changelist"),
+        reverse("admin:services_subscription_change", args=[subscription.pk]),
+        reverse("admin:services_subscription_history", args=[subscription.pk]),
+        reverse("admin:services_service_change", args=[subscription.service_id]),
+        reverse("admin:services_contact_change", args=[subscription.contact_id]),
+        reverse("admin:services_organization_change", args=[subscription.contact.organization_id]),
+    ]
+
+
+def test_read_only_staff_never_see_a_webhook_secret(client, webhook):
+    reader = UserFactory(username="reader")
+    reader.groups.add(Group.objects.get(name="Read only"))
+    client.force_login(reader)
+    secret = webhook.webhook_secret
+    for url in subscription_pages(webhook):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert secret not in response.content.decode(), url
+        # Nor the base64 part alone (what a receiver's library is configured with).
+        assert secret.removeprefix("whsec_") not in response.content.decode(), url
+    page = client.get(reverse("admin:services_subscription_change", args=[webhook.pk]))
+    assert "whsec_…" + secret[-4:] in page.content.decode()  # masked, yet recognisable
+
+
+def test_managers_see_the_secret_and_its_creator_is_shown_it_once(client, webhook):
+    manager = UserFactory(username="manager")
+    manager.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="services",
+            codename__in=["view_subscription", "change_subscription", "add_subscription"],
+        )
+    )
+    client.force_login(manager)
+    page = client.get(reverse("admin:services_subscription_change", args=[webhook.pk]))
+    assert webhook.webhook_secret in page.content.decode()
+
+    # Someone who may add but not change subscriptions sees the new secret once, on creation.
+    adder = UserFactory(username="adder")
+    adder.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="services",
+            codename__in=["view_subscription", "add_subscription"],
+        )
+    )
+    client.force_login(adder)
+    contact = ContactFactory()
+    response = client.post(
+        reverse("admin:services_subscription_add"),
+        {
+            "service": webhook.service_id,
+            "contact": contact.pk,
+            "channel": "webhook",
+            "webhook_url": "https://hooks.customer.example/other",
+            "is_active": "on",
+        },
+        follow=True,
+    )
+    created = Subscription.objects.get(contact=contact)
+    assert created.webhook_secret in response.content.decode()
+    again = client.get(reverse("admin:services_subscription_change", args=[created.pk]))
+    assert created.webhook_secret not in again.content.decode()
