@@ -133,7 +133,7 @@ def test_romanian_validation_message(desk):
     assert "Sfârșitul trebuie să fie după început." in response.content.decode()
 
 
-# --- webhook signing secrets -----------------------------------------------------------------------
+# --- webhook signing secrets -----------------------------------------------------------------
 
 
 @pytest.fixture
