@@ -18,6 +18,7 @@ from incidents.sweep import sweep_sla
 from notifications.models import NotificationEvent
 from notifications.outbox import discard_unsent
 from services.models import ServiceStatus
+from services.workflow import rebuild_status_history
 
 HISTORY_SIZE = 300
 SEED = 20261127
@@ -55,6 +56,7 @@ def load_incident_demo(catalog, progress):
     if Incident.objects.exists():
         for _step in STEPS:
             progress.update(1)
+        rebuild_status_history()  # the catalog step may have moved the maintenance windows
         return
     rng = random.Random(SEED)
     now = timezone.now().replace(microsecond=0)
@@ -82,6 +84,9 @@ def load_incident_demo(catalog, progress):
         progress.set_description("SLA sweep")
         sweep_sla(now=now)
         progress.update(1)
+        # The incidents overlap in time but were played one after another, so the status
+        # intervals written on the way are out of time order: rebuild them from the impacts.
+        rebuild_status_history(now=now)
 
 
 def _one_incident(rng, opened_at, now, agents, teams, services, organizations):

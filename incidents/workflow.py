@@ -31,8 +31,8 @@ from incidents.models import (
 from incidents.priority import priority_from_matrix
 from notifications.models import EventKind as NotificationKind
 from notifications.outbox import enqueue_incident_event, notify_staff
-from services.models import ServiceStatus
-from services.workflow import refresh_service_status
+from services.models import CauseKind, ServiceStatus
+from services.workflow import end_impacts, set_impacts
 
 
 class WorkflowError(Exception):
@@ -51,6 +51,9 @@ class StaleVersion(WorkflowError):
         self.current_version = current_version
         self.last_event = last_event
 
+
+# Timeline events written without a version bump.
+VERSIONLESS_EVENTS = (EventKind.SLA_WARNING, EventKind.SLA_BREACHED)
 
 # Which states each action may start from.
 LEGAL_FROM = {
@@ -77,6 +80,8 @@ def legal_actions(incident):
 
 
 def _now(now):
+    """The time of a change. Transitions take it right after ``_lock``, never before: two
+    writers racing for the row then stamp their events in the order they commit."""
     return now or timezone.now()
 
 
@@ -89,8 +94,11 @@ def _lock(incident, expected_version, action):
         .get(pk=incident.pk)
     )
     if expected_version is not None and locked.version != expected_version:
+        # The change that made the form stale: SLA signals are raised by the sweep without
+        # bumping the version, so they never are.
         last = (
             IncidentEvent.objects.filter(incident=locked)
+            .exclude(kind__in=VERSIONLESS_EVENTS)
             .select_related("actor")
             .order_by("-at", "-id")
             .first()
@@ -149,18 +157,30 @@ def _user_label(user):
     return user.get_username() if user else None
 
 
-def _save(incident, *, sla=False, repolicy=False, services_changed=False):
+def _save(incident, *, sla=False, repolicy=False, services_changed=False, at=None):
     """Bump the version and save. ``sla``: the clock moved (state, pause), recompute the
     deadlines with the stored policy; ``repolicy``: what picks the policy changed (priority,
     services, organisation), choose it again; ``services_changed``: the affected services or
-    the incident's openness changed, so their status follows."""
+    the incident's openness changed, so the impacts it causes (and the services' status) follow
+    from ``at``."""
     if sla or repolicy:
         deadlines.recompute(incident, reuse_policy=not repolicy)
     incident.version += 1
     incident.save()
     if services_changed:
-        refresh_service_status(incident.affected.values_list("service_id", flat=True))
+        _tell_catalog(incident, at=at)
     return incident
+
+
+def _tell_catalog(incident, *, at, statuses=None):
+    """The catalog derives service status from the impacts causes report: an open incident
+    causes its affected services' statuses, a resolved or closed one nothing."""
+    cause = (CauseKind.INCIDENT, incident.pk)
+    if not incident.is_open:
+        return end_impacts(cause, at=at)
+    if statuses is None:
+        statuses = dict(incident.affected.values_list("service_id", "status"))
+    return set_impacts(cause, statuses, at=at)
 
 
 def _matrix_priority(impact, urgency):
@@ -260,7 +280,7 @@ def create_incident(
         )
         deadlines.recompute(incident)
         incident.save()
-        refresh_service_status(statuses)
+        _tell_catalog(incident, at=now, statuses=statuses)
         if assignee is not None or assignment_group is not None:
             _notify_assignment(incident, actor=actor, at=now)
     return incident
@@ -271,9 +291,9 @@ def create_incident(
 
 def acknowledge(incident, *, actor, expected_version=None, now=None):
     """Take the incident: meets the response target."""
-    now = _now(now)
     with transaction.atomic():
         incident = _lock(incident, expected_version, "acknowledge")
+        now = _now(now)
         incident.state = IncidentState.ACKNOWLEDGED
         incident.acknowledged_at = now
         if incident.assignee is None and actor is not None:
@@ -295,10 +315,11 @@ KEEP = object()  # "leave this part as it is", where None means "clear it"
 def assign(incident, *, actor, assignee=KEEP, group=KEEP, expected_version=None, now=None):
     """Give the incident to a person and/or a group. A part not given stays as it is; None
     clears it (back to the group's queue, or to nobody's)."""
-    now = _now(now)
     with transaction.atomic():
         incident = _lock(incident, expected_version, "assign")
-        _do_assign(incident, actor=actor, assignee=assignee, group=group, at=now)
+        now = _now(now)
+        if not _do_assign(incident, actor=actor, assignee=assignee, group=group, at=now):
+            return incident  # nothing changed: no event, no version bump, no stale forms
         return _save(incident)
 
 
@@ -345,10 +366,11 @@ def _notify_assignment(incident, *, actor, at):
 
 def change_priority(incident, *, actor, impact, urgency, expected_version=None, now=None):
     """Re-rate impact and urgency; the priority follows the matrix and the deadlines move."""
-    now = _now(now)
     with transaction.atomic():
         incident = _lock(incident, expected_version, "change_priority")
-        _do_change_priority(incident, actor=actor, impact=impact, urgency=urgency, at=now)
+        now = _now(now)
+        if not _do_change_priority(incident, actor=actor, impact=impact, urgency=urgency, at=now):
+            return incident
         return _save(incident, repolicy=True)
 
 
@@ -365,12 +387,12 @@ def _do_change_priority(incident, *, actor, impact, urgency, at):
 
 def hold(incident, *, actor, reason, expected_version=None, now=None):
     """Pause the SLA clock (waiting on the customer or a supplier). A reason is required."""
-    now = _now(now)
     reason = (reason or "").strip()
     if not reason:
         raise WorkflowError(_("Say why the incident is on hold."))
     with transaction.atomic():
         incident = _lock(incident, expected_version, "hold")
+        now = _now(now)
         old = incident.state
         incident.state = IncidentState.ON_HOLD
         incident.hold_reason = reason[:200]
@@ -389,9 +411,9 @@ def hold(incident, *, actor, reason, expected_version=None, now=None):
 
 def resume(incident, *, actor, expected_version=None, now=None):
     """Restart the clock; back to acknowledged (or new, if nobody acknowledged it yet)."""
-    now = _now(now)
     with transaction.atomic():
         incident = _lock(incident, expected_version, "resume")
+        now = _now(now)
         _close_open_pause(incident, now)
         incident.state = (
             IncidentState.ACKNOWLEDGED if incident.acknowledged_at else IncidentState.NEW
@@ -413,7 +435,6 @@ def post_update(
 ):
     """Write a work note, or a public update customers see and are told about. The first
     public update publishes the incident."""
-    now = _now(now)
     body = (body or "").strip()
     if not body:
         raise WorkflowError(_("An update needs a message."))
@@ -426,6 +447,7 @@ def post_update(
         )
     with transaction.atomic():
         incident = _lock(incident, expected_version, "post_update")
+        now = _now(now)
         update = IncidentUpdate.objects.create(
             incident=incident,
             author=actor,
@@ -459,7 +481,6 @@ def post_update(
 def resolve(incident, *, actor, code, notes, public_message="", expected_version=None, now=None):
     """Service is restored: meets the resolution target (and the response one, if nobody
     acknowledged). Customers who heard of the incident hear it is resolved."""
-    now = _now(now)
     notes = (notes or "").strip()
     if code not in ResolutionCode.values:
         raise WorkflowError(_("Choose a resolution code."))
@@ -467,6 +488,7 @@ def resolve(incident, *, actor, code, notes, public_message="", expected_version
         raise WorkflowError(_("Resolution notes are required."))
     with transaction.atomic():
         incident = _lock(incident, expected_version, "resolve")
+        now = _now(now)
         old = incident.state
         _close_open_pause(incident, now)
         incident.state = IncidentState.RESOLVED
@@ -495,7 +517,7 @@ def resolve(incident, *, actor, code, notes, public_message="", expected_version
             )
             incident.published_at = incident.published_at or now
             incident.public_status = PublicStatus.RESOLVED
-        _save(incident, sla=True, services_changed=True)
+        _save(incident, sla=True, services_changed=True, at=now)
         if update is not None:
             enqueue_incident_event(
                 incident=incident, kind=NotificationKind.INCIDENT_RESOLVED, update=update
@@ -504,9 +526,9 @@ def resolve(incident, *, actor, code, notes, public_message="", expected_version
 
 
 def close(incident, *, actor, expected_version=None, now=None):
-    now = _now(now)
     with transaction.atomic():
         incident = _lock(incident, expected_version, "close")
+        now = _now(now)
         incident.state = IncidentState.CLOSED
         incident.closed_at = now
         _event(
@@ -523,9 +545,9 @@ def close(incident, *, actor, expected_version=None, now=None):
 def reopen(incident, *, actor, reason="", expected_version=None, now=None):
     """The fix did not hold: back to acknowledged. The time it sat resolved does not count
     against the resolution target (it is recorded as a pause); a breach already flagged stays."""
-    now = _now(now)
     with transaction.atomic():
         incident = _lock(incident, expected_version, "reopen")
+        now = _now(now)
         IncidentPause.objects.create(
             incident=incident, started_at=incident.resolved_at, ended_at=now, reason="resolved"
         )
@@ -541,13 +563,13 @@ def reopen(incident, *, actor, reason="", expected_version=None, now=None):
             new=IncidentState.ACKNOWLEDGED,
             note=reason,
         )
-        return _save(incident, sla=True, services_changed=True)
+        return _save(incident, sla=True, services_changed=True, at=now)
 
 
 def link_problem(incident, *, actor, problem, expected_version=None, now=None):
-    now = _now(now)
     with transaction.atomic():
         incident = _lock(incident, expected_version, "link_problem")
+        now = _now(now)
         if incident.problem_id == getattr(problem, "pk", None):
             return incident
         old = incident.problem_id
@@ -566,12 +588,13 @@ def link_problem(incident, *, actor, problem, expected_version=None, now=None):
 def set_affected_services(incident, *, actor, services, expected_version=None, now=None):
     """Replace the affected services ({service: status} or a list); deadlines follow, since a
     contract may apply to one service and not another."""
-    now = _now(now)
     statuses = _normalise_services(services)
     with transaction.atomic():
         incident = _lock(incident, expected_version, "edit")
-        _do_set_services(incident, actor=actor, statuses=statuses, at=now)
-        return _save(incident, repolicy=True, services_changed=True)
+        now = _now(now)
+        if not _do_set_services(incident, actor=actor, statuses=statuses, at=now):
+            return incident
+        return _save(incident, repolicy=True, services_changed=True, at=now)
 
 
 def _do_set_services(incident, *, actor, statuses, at):
@@ -591,8 +614,6 @@ def _do_set_services(incident, *, actor, statuses, at):
         old={str(k): v for k, v in before.items()},
         new={str(k): v for k, v in statuses.items()},
     )
-    # Services no longer affected may return to operational.
-    refresh_service_status(before)
     return True
 
 
@@ -611,7 +632,6 @@ def edit(incident, *, actor, expected_version, changes, now=None):
     """Apply an edit form: plain fields plus, when present, ``impact``/``urgency`` (priority),
     ``assignee``/``assignment_group`` and ``services``. One version bump, one transaction,
     one event per kind of change."""
-    now = _now(now)
     unknown = set(changes) - {
         *EDITABLE_FIELDS,
         "impact",
@@ -625,6 +645,7 @@ def edit(incident, *, actor, expected_version, changes, now=None):
         raise WorkflowError(_("These fields cannot be edited: %s") % ", ".join(sorted(unknown)))
     with transaction.atomic():
         incident = _lock(incident, expected_version, "edit")
+        now = _now(now)
         sla_moves = False
         old, new = {}, {}
         for field in EDITABLE_FIELDS:
@@ -641,6 +662,7 @@ def edit(incident, *, actor, expected_version, changes, now=None):
             raise WorkflowError(_("The contact does not belong to the reporting organisation."))
         if "organization" in new:
             sla_moves = True
+        changed = bool(old)
         if "is_major" in new:
             _event(
                 incident,
@@ -660,15 +682,17 @@ def edit(incident, *, actor, expected_version, changes, now=None):
                 ) != (incident.impact, incident.urgency):
                     raise IllegalTransition(_("The priority of a resolved incident is final."))
             else:
-                sla_moves |= _do_change_priority(
+                moved = _do_change_priority(
                     incident,
                     actor=actor,
                     impact=int(changes.get("impact", incident.impact)),
                     urgency=int(changes.get("urgency", incident.urgency)),
                     at=now,
                 )
+                sla_moves |= moved
+                changed |= moved
         if "assignee" in changes or "assignment_group" in changes:
-            _do_assign(
+            changed |= _do_assign(
                 incident,
                 actor=actor,
                 assignee=changes.get("assignee", KEEP),
@@ -681,6 +705,7 @@ def edit(incident, *, actor, expected_version, changes, now=None):
                 incident, actor=actor, statuses=_normalise_services(changes["services"]), at=now
             )
             sla_moves |= services_changed
+            changed |= services_changed
         if "problem" in changes and changes["problem"] != incident.problem:
             _event(
                 incident,
@@ -691,8 +716,14 @@ def edit(incident, *, actor, expected_version, changes, now=None):
                 new=getattr(changes["problem"], "pk", None),
             )
             incident.problem = changes["problem"]
+            changed = True
+        if not changed:
+            return incident  # an edit form saved as it was: nothing to record
         return _save(
-            incident, repolicy=sla_moves and incident.is_open, services_changed=services_changed
+            incident,
+            repolicy=sla_moves and incident.is_open,
+            services_changed=services_changed,
+            at=now,
         )
 
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from services.models import (
     BusinessCalendar,
     BusinessHours,
+    CauseKind,
     Channel,
     Contact,
     Contract,
@@ -26,11 +27,14 @@ from services.models import (
     Service,
     ServiceDependency,
     ServiceGroup,
+    ServiceImpact,
+    ServiceStatus,
     SlaPolicy,
     SlaTarget,
     Subscription,
     Team,
 )
+from services.workflow import rebuild_status_history
 
 
 @dataclass
@@ -452,6 +456,23 @@ def _load_maintenance(catalog):
             },
         )
         window.services.set([catalog.services[s] for s in slugs])
+        if status == MaintenanceStatus.COMPLETED:
+            # Past maintenance is history: its services were under maintenance for its hours.
+            ServiceImpact.objects.filter(
+                cause_kind=CauseKind.MAINTENANCE, cause_id=window.pk
+            ).delete()
+            ServiceImpact.objects.bulk_create(
+                ServiceImpact(
+                    service=catalog.services[s],
+                    cause_kind=CauseKind.MAINTENANCE,
+                    cause_id=window.pk,
+                    status=ServiceStatus.UNDER_MAINTENANCE,
+                    valid_from=start,
+                    valid_to=start + length,
+                )
+                for s in slugs
+            )
+    rebuild_status_history()
 
 
 STEPS = [

@@ -140,6 +140,117 @@ class Service(models.Model):
         return self.name
 
 
+class CauseKind(models.TextChoices):
+    """What put a service in a status. Incidents and maintenance windows are named by kind and
+    id so that the catalog needs to know neither model."""
+
+    INCIDENT = "incident", _("Incident")
+    MAINTENANCE = "maintenance", _("Maintenance")
+    PIN = "pin", _("Set by staff")
+    DEPENDENCY = "dependency", _("Derived from a dependency")
+
+
+IMPACT_CAUSES = (CauseKind.INCIDENT, CauseKind.MAINTENANCE)
+
+
+class IntervalQuerySet(models.QuerySet):
+    def overlapping(self, start, end):
+        """The intervals that overlap the half-open range [start, end)."""
+        return self.filter(valid_from__lt=end).filter(
+            models.Q(valid_to__isnull=True) | models.Q(valid_to__gt=start)
+        )
+
+
+class ServiceImpact(models.Model):
+    """A cause (an incident, a maintenance window) puts a service in a status from
+    ``valid_from`` until ``valid_to`` (open: still does). Written by ``services.workflow``'s
+    ``set_impacts``/``end_impacts``; the service's status is derived from its open impacts, and
+    the closed ones answer "how long was Payments in major outage because of INC-42"."""
+
+    service = models.ForeignKey(
+        Service, on_delete=models.CASCADE, related_name="impacts", verbose_name=_("service")
+    )
+    cause_kind = models.CharField(
+        _("cause"), max_length=16, choices=[(c.value, c.label) for c in IMPACT_CAUSES]
+    )
+    cause_id = models.PositiveBigIntegerField(_("cause id"))
+    status = models.CharField(_("caused status"), max_length=32, choices=ServiceStatus.choices)
+    valid_from = models.DateTimeField(_("from"))
+    valid_to = models.DateTimeField(_("to"), null=True, blank=True)
+
+    objects = IntervalQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["valid_from", "id"]
+        verbose_name = _("service impact")
+        verbose_name_plural = _("service impacts")
+        constraints = [
+            # A cause has at most one open impact on a service (its status may change: the old
+            # interval ends, a new one starts).
+            models.UniqueConstraint(
+                fields=["service", "cause_kind", "cause_id"],
+                condition=models.Q(valid_to__isnull=True),
+                name="service_impact_one_open",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(valid_to__isnull=True)
+                | models.Q(valid_to__gte=models.F("valid_from")),
+                name="service_impact_ends_after_start",
+            ),
+        ]
+        indexes = [
+            # "What does this cause do", open or in the past.
+            models.Index(
+                fields=["cause_kind", "cause_id", "service"], name="service_impact_cause_idx"
+            ),
+            # "The impacts of service S over [a, b)".
+            models.Index(fields=["service", "valid_from"], name="service_impact_when_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.service_id} {self.status} ({self.cause_kind} {self.cause_id})"
+
+
+class ServiceStatusInterval(models.Model):
+    """One interval of a service's status history: ``status`` from ``valid_from`` until
+    ``valid_to`` (open: the current status), and what caused it (blank: nothing hurt the
+    service). Written in the transaction that changes ``Service.status``."""
+
+    service = models.ForeignKey(
+        Service,
+        on_delete=models.CASCADE,
+        related_name="status_history",
+        verbose_name=_("service"),
+    )
+    status = models.CharField(_("status"), max_length=32, choices=ServiceStatus.choices)
+    cause_kind = models.CharField(_("cause"), max_length=16, choices=CauseKind.choices, blank=True)
+    cause_id = models.PositiveBigIntegerField(_("cause id"), null=True, blank=True)
+    valid_from = models.DateTimeField(_("from"))
+    valid_to = models.DateTimeField(_("to"), null=True, blank=True)
+
+    objects = IntervalQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["service", "valid_from", "id"]
+        verbose_name = _("service status interval")
+        verbose_name_plural = _("service status history")
+        constraints = [
+            # One current status per service; it also indexes the open intervals.
+            models.UniqueConstraint(
+                fields=["service"],
+                condition=models.Q(valid_to__isnull=True),
+                name="service_status_one_open",
+            ),
+        ]
+        # "Status of service S over [a, b)": valid_from < b on this index, valid_to > a on the
+        # rows it finds.
+        indexes = [models.Index(fields=["service", "valid_from"], name="service_status_when_idx")]
+
+    def __str__(self):
+        until = self.valid_to or "…"
+        return f"{self.service_id} {self.status} {self.valid_from:%Y-%m-%d %H:%M} – {until}"
+
+
 class ServiceDependency(models.Model):
     """``service`` depends on ``depends_on``: when ``depends_on`` is hurt, so is ``service``."""
 

@@ -1,15 +1,20 @@
 """Writes to the catalog that carry a rule: service status and maintenance transitions."""
 
 from django.db import transaction
+from django.db.models import Case, OuterRef, Subquery, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from services.history import Impact, Interval, status_intervals, worst_impact
 from services.models import (
+    IMPACT_CAUSES,
+    CauseKind,
     MaintenanceStatus,
     MaintenanceWindow,
     Service,
+    ServiceImpact,
     ServiceStatus,
-    worst_status,
+    ServiceStatusInterval,
 )
 
 
@@ -17,56 +22,179 @@ class CatalogError(Exception):
     """A change the catalog refuses; the message is for a person."""
 
 
+def _cause(cause):
+    kind, cause_id = cause
+    if kind not in IMPACT_CAUSES:
+        raise ValueError(f"{kind!r} is not a cause of impacts")
+    return kind, int(cause_id)
+
+
+def set_impacts(cause, statuses, *, at=None):
+    """``cause`` (kind, id), e.g. ``("incident", 42)``, now puts each service of ``statuses``
+    ({service or id: status}) in that status, and no other service. Impacts that are gone or
+    changed end at ``at``, new ones start there, and the services' statuses follow in the same
+    transaction. Returns the ids of the services whose status changed."""
+    kind, cause_id = _cause(cause)
+    at = at or timezone.now()
+    statuses = {getattr(s, "pk", s): status for s, status in statuses.items()}
+    with transaction.atomic():
+        mine = ServiceImpact.objects.filter(
+            cause_kind=kind, cause_id=cause_id, valid_to__isnull=True
+        )
+        current = dict(mine.values_list("service_id", "status"))
+        ending = [pk for pk, status in current.items() if statuses.get(pk) != status]
+        starting = {pk: status for pk, status in statuses.items() if current.get(pk) != status}
+        if ending:
+            mine.filter(service_id__in=ending).update(valid_to=at)
+        if starting:
+            ServiceImpact.objects.bulk_create(
+                ServiceImpact(
+                    service_id=pk, cause_kind=kind, cause_id=cause_id, status=status, valid_from=at
+                )
+                for pk, status in starting.items()
+            )
+        return refresh_service_status({*ending, *starting}, at=at)
+
+
+def end_impacts(cause, *, at=None):
+    """``cause`` no longer hurts any service (the incident is resolved, the maintenance over)."""
+    return set_impacts(cause, {}, at=at)
+
+
 def derived_statuses(service_ids):
-    """{service id: status} from open incidents and maintenance in progress, for the given
-    services. Two queries whatever the number of services."""
-    from incidents.models import OPEN_STATES, IncidentService
-
+    """{service id: (status, cause kind, cause id)} from the services' open impacts: the worst
+    one, ("operational", "", None) when none. One query whatever the number of services."""
     found = {pk: [] for pk in service_ids}
-    links = IncidentService.objects.filter(
-        service_id__in=found, incident__state__in=OPEN_STATES
-    ).values_list("service_id", "status")
-    for service_id, status in links:
-        found[service_id].append(status)
-    in_maintenance = MaintenanceWindow.services.through.objects.filter(
-        service_id__in=found, maintenancewindow__status=MaintenanceStatus.IN_PROGRESS
-    ).values_list("service_id", flat=True)
-    for service_id in in_maintenance:
-        found[service_id].append(ServiceStatus.UNDER_MAINTENANCE)
-    return {pk: worst_status(statuses) for pk, statuses in found.items()}
+    rows = ServiceImpact.objects.filter(service_id__in=found, valid_to__isnull=True).values_list(
+        "service_id", "status", "cause_kind", "cause_id", "valid_from"
+    )
+    for service_id, status, kind, cause_id, since in rows:
+        found[service_id].append(Impact(status, kind, cause_id, since, None))
+    derived = {}
+    for pk, impacts in found.items():
+        worst = worst_impact(impacts)
+        derived[pk] = (
+            (worst.status, worst.cause_kind, worst.cause_id)
+            if worst
+            else (ServiceStatus.OPERATIONAL, "", None)
+        )
+    return derived
 
 
-def refresh_service_status(service_ids):
-    """Set each unpinned service's status to the worst among its open incidents and
-    maintenance (``operational`` when none). Returns the ids whose status changed."""
+def _locked_services(service_ids):
+    """Lock the services (in id order, so two writers never deadlock) and read each one's status,
+    pin, creation and the cause of its current interval: one query."""
+    current = ServiceStatusInterval.objects.filter(service=OuterRef("pk"), valid_to__isnull=True)
+    return (
+        Service.objects.select_for_update(of=("self",))
+        .filter(pk__in=service_ids)
+        .order_by("pk")
+        .annotate(
+            open_kind=Subquery(current.values("cause_kind")[:1]),
+            open_cause=Subquery(current.values("cause_id")[:1]),
+        )
+        .values_list("pk", "status", "status_pinned", "created_at", "open_kind", "open_cause")
+    )
+
+
+def _move_statuses(moves, *, at):
+    """Apply {service id: (status, cause kind, cause id, created_at, had_interval)}: one UPDATE
+    of the services, one that ends their current intervals, one INSERT of the new ones."""
+    if not moves:
+        return
+    Service.objects.filter(pk__in=moves).update(
+        status=Case(*(When(pk=pk, then=Value(m[0])) for pk, m in moves.items())),
+        updated_at=at,
+    )
+    ServiceStatusInterval.objects.filter(service_id__in=moves, valid_to__isnull=True).update(
+        valid_to=at
+    )
+    rows = []
+    for pk, (status, kind, cause_id, created_at, old_status, had_interval) in moves.items():
+        if not had_interval and created_at < at:
+            # A service without history yet (created before history was kept, or in bulk):
+            # what it was until now is its status column.
+            rows.append(
+                ServiceStatusInterval(
+                    service_id=pk, status=old_status, valid_from=created_at, valid_to=at
+                )
+            )
+        rows.append(
+            ServiceStatusInterval(
+                service_id=pk, status=status, cause_kind=kind, cause_id=cause_id, valid_from=at
+            )
+        )
+    ServiceStatusInterval.objects.bulk_create(rows)
+
+
+def refresh_service_status(service_ids, *, at=None):
+    """Set each unpinned service's status to the worst among its open impacts (``operational``
+    when none) and record the change in its status history. Returns the ids whose status
+    changed."""
     service_ids = set(service_ids)
     if not service_ids:
         return set()
+    at = at or timezone.now()
+    # Lock first, then read the impacts: a writer that changed them committed before we got the
+    # lock, so its impacts are seen and the last writer sets the status from all of them.
+    services = list(_locked_services(service_ids))
     wanted = derived_statuses(service_ids)
     moves = {}
-    current = Service.objects.filter(pk__in=service_ids, status_pinned=False).values_list(
-        "pk", "status"
-    )
-    for pk, status in current:
-        if wanted[pk] != status:
-            moves.setdefault(wanted[pk], []).append(pk)
-    # One UPDATE per new status (five at most), not one per service: resolving an incident
-    # that hurt twenty services costs what resolving one that hurt one service does.
-    now = timezone.now()
-    for status, pks in moves.items():
-        Service.objects.filter(pk__in=pks).update(status=status, updated_at=now)
-    return {pk for pks in moves.values() for pk in pks}
+    for pk, status, pinned, created_at, open_kind, open_cause in services:
+        if pinned:
+            continue
+        new_status, kind, cause_id = wanted[pk]
+        if (new_status, kind, cause_id) != (status, open_kind, open_cause):
+            moves[pk] = (new_status, kind, cause_id, created_at, status, open_kind is not None)
+    _move_statuses(moves, at=at)
+    return {pk for pk, m in moves.items() if m[0] != m[4]}
 
 
-def set_service_status(service, *, status, pinned):
-    """Staff set a status by hand. Pinned, it stays until unpinned; unpinned, the derived status
-    takes over again at once."""
+def set_service_status(service, *, status, pinned, at=None):
+    """Staff set a status by hand. Pinned, it stays until unpinned (and the history says staff
+    set it); unpinned, the derived status takes over again at once."""
+    at = at or timezone.now()
     with transaction.atomic():
-        Service.objects.filter(pk=service.pk).update(status=status, status_pinned=pinned)
-        if not pinned:
-            refresh_service_status([service.pk])
+        ((pk, old, _pinned, created_at, open_kind, _cause_id),) = _locked_services([service.pk])
+        Service.objects.filter(pk=pk).update(status_pinned=pinned)
+        if pinned and (old, open_kind) != (status, CauseKind.PIN):
+            _move_statuses(
+                {pk: (status, CauseKind.PIN, None, created_at, old, open_kind is not None)}, at=at
+            )
+        elif not pinned:
+            refresh_service_status([pk], at=at)
     service.refresh_from_db(fields=["status", "status_pinned"])
     return service
+
+
+def rebuild_status_history(service_ids=None, *, now=None):
+    """Recompute the status history of the services (all by default) from their impacts, for
+    writers that do not play events in time order (the demo). Pinned services keep their
+    status: the history ends with the pin, from ``now``."""
+    now = now or timezone.now()
+    services = Service.objects.all()
+    if service_ids is not None:
+        services = services.filter(pk__in=service_ids)
+    with transaction.atomic():
+        services = list(services.select_for_update().order_by("pk"))
+        impacts = {s.pk: [] for s in services}
+        for i in ServiceImpact.objects.filter(service_id__in=impacts):
+            impacts[i.service_id].append(
+                Impact(i.status, i.cause_kind, i.cause_id, i.valid_from, i.valid_to)
+            )
+        rows = []
+        for service in services:
+            since = min([service.created_at, *(i.valid_from for i in impacts[service.pk])])
+            history = status_intervals(impacts[service.pk], since)
+            if service.status_pinned:
+                last = history.pop()
+                if last.valid_from < now:
+                    history.append(Interval(**{**last.__dict__, "valid_to": now}))
+                history.append(Interval(service.status, CauseKind.PIN, None, now, None))
+            rows += [ServiceStatusInterval(service=service, **h.__dict__) for h in history]
+        ServiceStatusInterval.objects.filter(service__in=services).delete()
+        ServiceStatusInterval.objects.bulk_create(rows)
+    return len(rows)
 
 
 _MAINTENANCE_MOVES = {
@@ -119,7 +247,12 @@ def move_maintenance(window, *, to):
             )
         window.status = to
         window.save(update_fields=["status"])
-        refresh_service_status(window.services.values_list("pk", flat=True))
+        cause = (CauseKind.MAINTENANCE, window.pk)
+        if to == MaintenanceStatus.IN_PROGRESS:
+            services = window.services.values_list("pk", flat=True)
+            set_impacts(cause, dict.fromkeys(services, ServiceStatus.UNDER_MAINTENANCE))
+        else:
+            end_impacts(cause)
         kind = {
             MaintenanceStatus.IN_PROGRESS: EventKind.MAINTENANCE_STARTED,
             MaintenanceStatus.COMPLETED: EventKind.MAINTENANCE_COMPLETED,
