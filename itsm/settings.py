@@ -12,24 +12,22 @@ from pathlib import Path
 import environ
 from django.utils.translation import gettext_lazy as _
 
+from itsm.keyfile import private_directory, private_file, read_or_create_secret_key
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(environ.Env().str("ITSM_VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# var/ holds the generated secret key and the SQLite database: only this account may read it.
+VAR_DIR = private_directory(environ.Env().str("ITSM_VAR_DIR", default=str(BASE_DIR / "var")))
 
 env = environ.Env()
 
 DEBUG = env.bool("DEBUG", default=False)
 # Without DEBUG a real SECRET_KEY must be given; the embedded default keeps one under var/ so a
 # laptop install works without configuration and sessions survive restarts.
-_secret_file = VAR_DIR / "secret_key"
 if "SECRET_KEY" in env:
     SECRET_KEY = env.str("SECRET_KEY")
 else:
-    if not _secret_file.exists():
-        from django.core.management.utils import get_random_secret_key
-
-        _secret_file.write_text(get_random_secret_key())
-    SECRET_KEY = _secret_file.read_text().strip()
+    # Created atomically with mode 0600: processes started together all read the same key.
+    SECRET_KEY = read_or_create_secret_key(VAR_DIR / "secret_key")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -87,6 +85,8 @@ TEMPLATES = [
 DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'itsm.sqlite3'}"
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    if DATABASES["default"]["NAME"] not in ("", ":memory:"):
+        private_file(DATABASES["default"]["NAME"])  # before SQLite creates it world-readable
     # Web, worker and beat write at once: WAL lets readers run beside the writer, IMMEDIATE
     # transactions take the write lock up front so they wait (busy timeout) instead of failing
     # with "database is locked" on a lock upgrade.
