@@ -238,6 +238,8 @@ if SECURE_HTTPS:
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Error reports (the DEBUG page, mail to ADMINS) mask passwords inside URL settings too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "itsm.security.CredentialsFilter"
 
 LOGGING = {
     "version": 1,
