@@ -13,6 +13,13 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _no_login_throttling(settings):
+    # django-axes needs the request in authenticate(), which ``client.login`` does not pass; the
+    # tests of the throttling itself (tests/itsm/test_login_throttle.py) turn it back on.
+    settings.AXES_ENABLED = False
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _static_files_without_manifest():
     """Pages render in tests without a prior ``collectstatic`` (production uses the manifest)."""

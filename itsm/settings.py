@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "axes",
     "services",
     "incidents",
     "problems",
@@ -60,6 +61,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a lockout into its 429 response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "itsm.urls"
@@ -192,6 +195,31 @@ NOTIFY_WEBHOOK_ALLOWED_NETWORKS = env.list("NOTIFY_WEBHOOK_ALLOWED_NETWORKS", de
 MESSAGE_ID_DOMAIN = env.str("MESSAGE_ID_DOMAIN", default="itsm.localhost")
 
 # --- Auth, i18n, static ----------------------------------------------------------------------
+# django-axes first: it refuses a locked-out login before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Brute force on /admin/login/ (and the API's basic auth): after AXES_FAILURE_LIMIT failures the
+# same username from the same address is refused for AXES_COOLOFF_MINUTES. Locking the pair, not
+# the address or the username alone, means an attacker cannot lock the desk out of its admin from
+# elsewhere. Lockouts are listed under "Axes" in the admin; README "Security" says how to lift one.
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+# "username+ip_address" is one combined parameter; "ip_address,username" locks by either.
+AXES_LOCKOUT_PARAMETERS = [
+    part.split("+") if "+" in part else part
+    for part in env.list("AXES_LOCKOUT_PARAMETERS", default=["username+ip_address"])
+]
+AXES_RESET_ON_SUCCESS = True
+# Behind a reverse proxy REMOTE_ADDR is the proxy: name the header it sets and how many proxies
+# there are, or every client shares one address (see README "Security").
+AXES_IPWARE_META_PRECEDENCE_ORDER = env.list(
+    "AXES_IPWARE_META_PRECEDENCE_ORDER", default=["REMOTE_ADDR"]
+)
+AXES_IPWARE_PROXY_COUNT = env.int("AXES_IPWARE_PROXY_COUNT", default=None)
+AXES_IPWARE_PROXY_TRUSTED_IPS = env.list("AXES_IPWARE_PROXY_TRUSTED_IPS", default=[]) or None
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -251,3 +279,5 @@ LOGGING = {
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # The filesystem transport has no host; kombu says so on every connection.
     LOGGING["loggers"] = {"kombu.connection": {"level": "ERROR"}}
+# django-axes announces its mode on every start, management commands included.
+LOGGING.setdefault("loggers", {})["axes.apps"] = {"level": "WARNING"}
