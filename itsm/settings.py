@@ -6,7 +6,7 @@ kombu's filesystem transport, a local-memory cache and email to the console. Set
 onto PostgreSQL, Redis and SMTP. Nothing below branches on "dev vs prod" beyond these values.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import environ
@@ -28,6 +28,10 @@ if "SECRET_KEY" in env:
 else:
     # Created atomically with mode 0600: processes started together all read the same key.
     SECRET_KEY = read_or_create_secret_key(VAR_DIR / "secret_key")
+
+# Rotating SECRET_KEY: put the old one here (comma-separated) for as long as what it signed must
+# stay valid: sessions, and unsubscribe links for UNSUBSCRIBE_LINK_MAX_AGE_DAYS.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -192,6 +196,13 @@ NOTIFY_WEBHOOK_TIMEOUT = env.float("NOTIFY_WEBHOOK_TIMEOUT", default=10.0)
 # SSRF guard: webhooks to loopback/private/link-local/metadata addresses are refused unless
 # the operator lists the networks here (CIDR), e.g. for an internal receiver.
 NOTIFY_WEBHOOK_ALLOWED_NETWORKS = env.list("NOTIFY_WEBHOOK_ALLOWED_NETWORKS", default=[])
+# How long the unsubscribe link in an email works (every email carries a fresh one).
+UNSUBSCRIBE_LINK_MAX_AGE = env.int("UNSUBSCRIBE_LINK_MAX_AGE_DAYS", default=365) * 24 * 3600
+# Links sent before they were dated never expired; they work until this moment (a year after
+# dated links came), then say "expired" like any old link.
+UNSUBSCRIBE_LEGACY_LINKS_UNTIL = datetime.fromisoformat(
+    env.str("UNSUBSCRIBE_LEGACY_LINKS_UNTIL", default="2027-12-02T00:00:00+00:00")
+)
 MESSAGE_ID_DOMAIN = env.str("MESSAGE_ID_DOMAIN", default="itsm.localhost")
 
 # --- Auth, i18n, static ----------------------------------------------------------------------

@@ -4,26 +4,47 @@ from django.conf import settings
 from django.core import signing
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from notifications.models import EmailOptOut, Notification, NotificationStatus
 from services.models import Channel, Contact
 
-# A salt per purpose: a token signed for unsubscribing is worth nothing anywhere else.
-SALT = "itsm.notifications.unsubscribe"
+# A salt per purpose (and format): a token signed for unsubscribing is worth nothing elsewhere.
+SALT = "itsm.notifications.unsubscribe.v2"
+# Links in mail sent before tokens carried a version and a date: ``<id>:<signature>``.
+LEGACY_SALT = "itsm.notifications.unsubscribe"
+VERSION = "v2"
+
+
+class LinkExpired(Exception):
+    """A link we did sign, but longer ago than links live (``UNSUBSCRIBE_LINK_MAX_AGE``)."""
 
 
 def make_token(contact_id):
-    """Never expires: an unsubscribe link in a year-old email must still work."""
-    return signing.Signer(salt=SALT).sign(str(contact_id))
+    """``v2:<id>:<timestamp>:<signature>``. Dated, so each email carries a fresh link and a
+    leaked one dies with its age; signed with ``SECRET_KEY``, and still read after a rotation
+    while the old key is in ``SECRET_KEY_FALLBACKS`` (Django's signer tries those too)."""
+    return f"{VERSION}:{signing.TimestampSigner(salt=SALT).sign(str(contact_id))}"
 
 
 def read_token(token):
-    """The contact id in ``token``, or None when it is not one we signed."""
+    """The contact id in ``token``, or None when it is not one we signed. Raises
+    :class:`LinkExpired` for a genuine link that is too old."""
+    version, _sep, rest = token.partition(":")
     try:
-        value = signing.Signer(salt=SALT).unsign(token)
+        if version == VERSION:
+            value = signing.TimestampSigner(salt=SALT).unsign(
+                rest, max_age=settings.UNSUBSCRIBE_LINK_MAX_AGE
+            )
+        else:
+            value = signing.Signer(salt=LEGACY_SALT).unsign(token)
+            if timezone.now() >= settings.UNSUBSCRIBE_LEGACY_LINKS_UNTIL:
+                raise LinkExpired
+    except signing.SignatureExpired:
+        raise LinkExpired from None
     except signing.BadSignature:
         return None
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def unsubscribe_url(contact_id):
@@ -53,4 +74,4 @@ def is_opted_out(contact_id):
     return EmailOptOut.objects.filter(contact_id=contact_id).exists()
 
 
-__all__ = ["make_token", "read_token", "unsubscribe_url", "unsubscribe_contact"]
+__all__ = ["LinkExpired", "make_token", "read_token", "unsubscribe_url", "unsubscribe_contact"]

@@ -7,7 +7,7 @@ from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from notifications.unsubscribe import read_token, unsubscribe_contact
+from notifications.unsubscribe import LinkExpired, read_token, unsubscribe_contact
 from services.models import Contact, Service
 
 
@@ -20,7 +20,11 @@ def index(request):
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request, token):
     """GET asks to confirm; POST (the form, or a mail client's one-click) unsubscribes."""
-    contact_id = read_token(token)
+    try:
+        contact_id = read_token(token)
+    except LinkExpired:
+        # Says no more than that: the address behind an old link is nobody's business.
+        return render(request, "notifications/unsubscribe_expired.html", status=410)
     contact = Contact.objects.filter(pk=contact_id).first() if contact_id else None
     if contact is None:
         raise Http404("unknown unsubscribe link")

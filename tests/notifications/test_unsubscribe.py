@@ -145,3 +145,107 @@ def test_contact_removed_behind_the_orms_back_is_not_mailed(service, contact, sm
     deliver_all(event)
     assert smtp.messages == []
     assert Notification.objects.get(event=event).status == NotificationStatus.CANCELLED
+
+
+# --- Links that expire, rotate with new mail, and survive a SECRET_KEY rotation ----------------
+
+DAY = 24 * 3600
+
+
+def token_made_days_ago(contact_id, days, monkeypatch):
+    """The link an email sent ``days`` ago carried."""
+    import time
+
+    real_time = time.time
+    with monkeypatch.context() as patch:
+        patch.setattr(time, "time", lambda: real_time() - days * DAY)
+        return make_token(contact_id)
+
+
+def test_a_link_from_an_email_of_last_month_works(service, contact, client, monkeypatch):
+    token = token_made_days_ago(contact.pk, 300, monkeypatch)
+    assert client.post(f"/unsubscribe/{token}/").status_code == 200
+    assert EmailOptOut.objects.filter(contact=contact).exists()
+
+
+def test_a_link_older_than_its_lifetime_has_expired(service, contact, client, monkeypatch):
+    token = token_made_days_ago(contact.pk, 366, monkeypatch)
+    page = client.get(f"/unsubscribe/{token}/")
+    assert page.status_code == 410
+    assert "expired" in page.content.decode()
+    assert "mara@x.test" not in page.content.decode()  # an old link tells nobody the address
+    assert client.post(f"/unsubscribe/{token}/").status_code == 410
+    assert not EmailOptOut.objects.exists()
+    assert contact.subscriptions.filter(is_active=True).count() == 1
+
+
+def test_the_lifetime_is_a_setting(service, contact, client, monkeypatch, settings):
+    settings.UNSUBSCRIBE_LINK_MAX_AGE = 30 * DAY
+    token = token_made_days_ago(contact.pk, 31, monkeypatch)
+    assert client.post(f"/unsubscribe/{token}/").status_code == 410
+
+
+def test_each_email_gets_a_fresh_link(contact, monkeypatch):
+    """A link leaked from an old email dies with its age; new mail is not bound to it."""
+    old = token_made_days_ago(contact.pk, 2, monkeypatch)
+    assert make_token(contact.pk) != old
+    assert read_token(make_token(contact.pk)) == contact.pk
+
+
+def legacy_token(contact_id):
+    """The format the links in mail sent before versioned tokens had: no date, never expiring."""
+    from django.core import signing
+
+    return signing.Signer(salt="itsm.notifications.unsubscribe").sign(str(contact_id))
+
+
+def test_links_in_mail_sent_before_the_change_keep_working_for_the_grace_period(
+    service, contact, client, settings
+):
+    token = legacy_token(contact.pk)
+    assert client.get(f"/unsubscribe/{token}/").status_code == 200
+    assert client.post(f"/unsubscribe/{token}/").status_code == 200
+    assert EmailOptOut.objects.filter(contact=contact).exists()
+
+
+def test_links_in_mail_sent_before_the_change_expire_after_the_grace_period(
+    service, contact, client, settings
+):
+    from datetime import UTC, datetime
+
+    settings.UNSUBSCRIBE_LEGACY_LINKS_UNTIL = datetime(2026, 1, 1, tzinfo=UTC)
+    token = legacy_token(contact.pk)
+    assert client.post(f"/unsubscribe/{token}/").status_code == 410
+    assert not EmailOptOut.objects.exists()
+
+
+def test_a_rotated_secret_key_in_the_fallbacks_keeps_old_links_working(contact, tmp_path):
+    """Operators rotate SECRET_KEY through the environment: the old key goes to
+    SECRET_KEY_FALLBACKS and every link already sent keeps working; a link signed with a key that
+    is in neither is refused."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    make = "from notifications.unsubscribe import make_token as m; print(m(42))"
+    read = (
+        "import sys; from notifications.unsubscribe import read_token as r; print(r(sys.argv[1]))"
+    )
+
+    def run(code, *args, **env):
+        result = subprocess.run(
+            [sys.executable, "-c", f"import django; django.setup(); {code}", *args],
+            cwd=root,
+            env={**os.environ, "ITSM_VAR_DIR": str(tmp_path), **env},
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    old_key, new_key = "old-key-" + "a" * 50, "new-key-" + "b" * 50
+    token = run(make, SECRET_KEY=old_key)
+    assert run(read, token, SECRET_KEY=new_key, SECRET_KEY_FALLBACKS=old_key) == "42"
+    assert run(read, token, SECRET_KEY=new_key) == "None"
