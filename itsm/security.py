@@ -22,14 +22,16 @@ class CredentialsFilter(SafeExceptionReporterFilter):
 
     def cleanse_setting(self, key, value):
         cleansed = super().cleanse_setting(key, value)
-        if isinstance(cleansed, str):
+        # ``type``, not ``isinstance``: a lazy object (django-axes has one among the settings)
+        # claims to be a str, and the error page must never fail while it reports an error.
+        if type(cleansed) is str:
             return mask_url_credentials(cleansed, self.cleansed_substitute)
         return cleansed
 
     def get_traceback_frame_variables(self, request, tb_frame):
         return [
             (name, self.cleanse_setting(name, value))
-            if isinstance(value, str | dict | list | tuple)
+            if type(value) is str or isinstance(value, dict | list | tuple)
             else (name, value)
             for name, value in super().get_traceback_frame_variables(request, tb_frame)
         ]

@@ -81,7 +81,7 @@ def test_debug_error_page_masks_urls_with_credentials(empty_database, tmp_path):
         output = server.communicate(timeout=10)[0].decode()
 
     assert status == 500, output
-    assert "ProgrammingError" in page  # Django's technical 500 page, not our error page
+    assert "ProgrammingError" in page, output  # Django's technical 500 page, not our error page
     for setting in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
         assert setting in page
     for secret in (DB_PASSWORD, REDIS_PASSWORD, BROKER_PASSWORD):
