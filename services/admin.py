@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.forms.models import BaseInlineFormSet
 from django.utils.translation import gettext_lazy as _
 
 from services import workflow
@@ -18,6 +19,7 @@ from services.models import (
     SlaTarget,
     Subscription,
     Team,
+    check_windows_do_not_overlap,
 )
 
 
@@ -160,8 +162,27 @@ class SubscriptionAdmin(admin.ModelAdmin):
         return super().response_add(request, obj, post_url_continue)
 
 
+class BusinessHoursFormSet(BaseInlineFormSet):
+    """The windows of one weekday may touch but never overlap (SLA.md rule 7): checked over
+    the rows of the form together, since each row alone cannot see its new siblings."""
+
+    def clean(self):
+        super().clean()
+        windows = [
+            (
+                f.cleaned_data.get("weekday"),
+                f.cleaned_data.get("opens_at"),
+                f.cleaned_data.get("closes_at"),
+            )
+            for f in self.forms
+            if f.cleaned_data and not f.cleaned_data.get("DELETE")
+        ]
+        check_windows_do_not_overlap(windows)
+
+
 class BusinessHoursInline(admin.TabularInline):
     model = BusinessHours
+    formset = BusinessHoursFormSet
     extra = 0
 
 

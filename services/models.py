@@ -6,8 +6,9 @@ import zoneinfo
 
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -138,6 +139,17 @@ class Service(models.Model):
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        before = (
+            Service.objects.filter(pk=self.pk).values_list("default_sla_policy_id", flat=True)
+            if self.pk is not None
+            else []
+        )
+        moved = bool(before) and before[0] != self.default_sla_policy_id
+        super().save(*args, **kwargs)
+        if moved:
+            sla_inputs_changed(services=[self.pk])
 
 
 class CauseKind(models.TextChoices):
@@ -431,8 +443,13 @@ class Subscription(models.Model):
             raise ValidationError({"webhook_url": _("Only webhook subscriptions have a URL.")})
 
 
+# Names the system's zoneinfo directory holds that are not IANA zones: "localtime" is this
+# machine's own setting (another machine means another zone), "posixrules" a file for POSIX TZ.
+NOT_IANA_ZONES = frozenset({"localtime", "posixrules"})
+
+
 def validate_time_zone(value):
-    if value not in zoneinfo.available_timezones():
+    if value in NOT_IANA_ZONES or value not in zoneinfo.available_timezones():
         raise ValidationError(_("%(value)s is not an IANA time zone."), params={"value": value})
 
 
@@ -457,6 +474,11 @@ class BusinessCalendar(models.Model):
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        # A changed zone or 24×7 flag moves deadlines (a new calendar has no policy yet).
+        SlaInputChange.objects.create(calendar_id=self.pk)
 
     def to_calendar(self, hours=None, holidays=None):
         """The plain ``incidents.sla.Calendar`` value the SLA maths works on.
@@ -485,10 +507,111 @@ def _minutes(t, end=False):
     return 1440 if end and minutes == 0 else minutes
 
 
-def _touch_calendar(calendar_id):
-    from django.utils import timezone
+class SlaInputChange(models.Model):
+    """A note that something the SLA deadlines depend on changed: a calendar (its hours,
+    holidays or zone), a policy's targets or calendar, a contract or a service's default policy.
 
-    BusinessCalendar.objects.filter(pk=calendar_id).update(updated_at=timezone.now())
+    The catalog knows no incident; it only writes these rows (from the models' save/delete and
+    from bulk query-set operations). The incidents side consumes them in its sweep and moves the
+    deadlines of the open incidents that depend on what changed. A row is deleted only once it
+    has been handled, so an edit is never lost to a missed task or a restart."""
+
+    at = models.DateTimeField(_("at"), default=timezone.now)
+    calendar_id = models.IntegerField(_("calendar"), null=True, blank=True)
+    policy_id = models.IntegerField(_("policy"), null=True, blank=True)
+    service_id = models.IntegerField(_("service"), null=True, blank=True)
+    # The global default policy changed: every open incident may depend on it.
+    everything = models.BooleanField(_("all incidents"), default=False)
+
+    class Meta:
+        verbose_name = _("SLA input change")
+        verbose_name_plural = _("SLA input changes")
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M:%S} calendar={self.calendar_id} policy={self.policy_id}"
+
+
+def sla_inputs_changed(*, calendars=(), policies=(), services=(), everything=False):
+    """Record that SLA inputs changed (see ``SlaInputChange``); calendars also get a fresh
+    ``updated_at``, so every process drops its in-memory copy at once."""
+    now = timezone.now()
+    calendars, policies, services = set(calendars), set(policies), set(services)
+    calendars.discard(None)
+    policies.discard(None)
+    services.discard(None)
+    if calendars:
+        BusinessCalendar.objects.filter(pk__in=calendars).update(updated_at=now)
+    rows = [SlaInputChange(at=now, calendar_id=pk) for pk in calendars]
+    rows += [SlaInputChange(at=now, policy_id=pk) for pk in policies]
+    rows += [SlaInputChange(at=now, service_id=pk) for pk in services]
+    if everything:
+        rows.append(SlaInputChange(at=now, everything=True))
+    SlaInputChange.objects.bulk_create(rows)
+
+
+def _touch_calendar(calendar_id):
+    sla_inputs_changed(calendars=[calendar_id])
+
+
+class CalendarPartQuerySet(models.QuerySet):
+    """Bulk operations on hours and holidays skip ``save()``/``delete()``; these say so to the
+    SLA engine all the same (a stale calendar would otherwise live on in workers' memory)."""
+
+    def _calendars(self):
+        return set(self.values_list("calendar_id", flat=True))
+
+    def update(self, **kwargs):
+        calendars = self._calendars()
+        result = super().update(**kwargs)
+        sla_inputs_changed(calendars=calendars | {kwargs.get("calendar_id")})
+        return result
+
+    def delete(self):
+        calendars = self._calendars()
+        result = super().delete()
+        sla_inputs_changed(calendars=calendars)
+        return result
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = super().bulk_create(objs, *args, **kwargs)
+        sla_inputs_changed(calendars={o.calendar_id for o in objs})
+        return objs
+
+    def bulk_update(self, objs, *args, **kwargs):
+        result = super().bulk_update(objs, *args, **kwargs)
+        sla_inputs_changed(calendars={o.calendar_id for o in objs})
+        return result
+
+
+def check_windows_do_not_overlap(windows):
+    """``windows``: (weekday, opens, closes) with times as ``datetime.time`` (closing 00:00 =
+    24:00). Raises a ValidationError naming the first two windows of a weekday that overlap;
+    touching windows (09–12, 12–17) are fine."""
+    by_day = {}
+    for weekday, opens, closes in windows:
+        if opens is None or closes is None or weekday is None:
+            continue
+        by_day.setdefault(weekday, []).append((_minutes(opens), _minutes(closes, end=True)))
+    for weekday, spans in sorted(by_day.items()):
+        spans.sort()
+        for (open_a, close_a), (open_b, close_b) in zip(spans, spans[1:], strict=False):
+            if open_b < close_a:
+                raise ValidationError(
+                    _(
+                        "Two windows on %(weekday)s overlap (%(a)s and %(b)s): a weekday's "
+                        "windows may touch but not overlap."
+                    ),
+                    params={
+                        "weekday": Weekday(weekday).label,
+                        "a": f"{_hhmm(open_a)}–{_hhmm(close_a)}",
+                        "b": f"{_hhmm(open_b)}–{_hhmm(close_b)}",
+                    },
+                    code="overlap",
+                )
+
+
+def _hhmm(minutes):
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 class Weekday(models.IntegerChoices):
@@ -511,6 +634,8 @@ class BusinessHours(models.Model):
     weekday = models.PositiveSmallIntegerField(_("weekday"), choices=Weekday.choices)
     opens_at = models.TimeField(_("opens at"))
     closes_at = models.TimeField(_("closes at"), help_text=_("00:00 means end of day (24:00)."))
+
+    objects = CalendarPartQuerySet.as_manager()
 
     class Meta:
         ordering = ["calendar", "weekday", "opens_at"]
@@ -537,6 +662,16 @@ class BusinessHours(models.Model):
             raise ValidationError(
                 {"closes_at": _("The window must close after it opens (00:00 = end of day).")}
             )
+        if self.calendar_id is not None and self.weekday is not None:
+            # The windows already stored (the admin's inline also checks its rows together,
+            # see services.admin).
+            others = BusinessHours.objects.filter(
+                calendar_id=self.calendar_id, weekday=self.weekday
+            ).exclude(pk=self.pk)
+            check_windows_do_not_overlap(
+                [(self.weekday, self.opens_at, self.closes_at)]
+                + [(h.weekday, h.opens_at, h.closes_at) for h in others]
+            )
 
 
 class Holiday(models.Model):
@@ -548,6 +683,8 @@ class Holiday(models.Model):
     )
     date = models.DateField(_("date"))
     name = models.CharField(_("name"), max_length=100, blank=True)
+
+    objects = CalendarPartQuerySet.as_manager()
 
     class Meta:
         ordering = ["calendar", "date"]
@@ -585,6 +722,7 @@ class SlaPolicy(models.Model):
         default=False,
         help_text=_("Used for services that have neither a contract nor a default policy."),
     )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         ordering = ["name"]
@@ -601,6 +739,55 @@ class SlaPolicy(models.Model):
     def __str__(self):
         return self.name
 
+    def save(self, *args, **kwargs):
+        was_default = (
+            self.pk is not None and SlaPolicy.objects.filter(pk=self.pk, is_default=True).exists()
+        )
+        super().save(*args, **kwargs)
+        # The global default stands behind every service without a policy and every missing
+        # target: a change to it (or of which policy it is) may move any open deadline.
+        sla_inputs_changed(policies=[self.pk], everything=self.is_default or was_default)
+
+    def delete(self, *args, **kwargs):
+        was_default = self.is_default
+        result = super().delete(*args, **kwargs)
+        sla_inputs_changed(everything=was_default)
+        return result
+
+
+# Longer than any promise a desk makes; the clock walks at most ~100 years of calendar, and a
+# target far beyond a year is a typing error (80,000 days) that would stop every recompute.
+MAX_SLA_TARGET = dt.timedelta(days=365)
+
+
+class TargetQuerySet(models.QuerySet):
+    """Bulk operations on targets tell the SLA engine too (see ``SlaInputChange``)."""
+
+    def _policies(self):
+        return set(self.values_list("policy_id", flat=True))
+
+    def update(self, **kwargs):
+        policies = self._policies()
+        result = super().update(**kwargs)
+        sla_inputs_changed(policies=policies | {kwargs.get("policy_id")})
+        return result
+
+    def delete(self):
+        policies = self._policies()
+        result = super().delete()
+        sla_inputs_changed(policies=policies)
+        return result
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = super().bulk_create(objs, *args, **kwargs)
+        sla_inputs_changed(policies={o.policy_id for o in objs})
+        return objs
+
+    def bulk_update(self, objs, *args, **kwargs):
+        result = super().bulk_update(objs, *args, **kwargs)
+        sla_inputs_changed(policies={o.policy_id for o in objs})
+        return result
+
 
 class SlaTarget(models.Model):
     policy = models.ForeignKey(
@@ -609,14 +796,20 @@ class SlaTarget(models.Model):
     priority = models.PositiveSmallIntegerField(_("priority"), choices=Priority.choices)
     response_target = models.DurationField(
         _("response target"),
-        validators=[MinValueValidator(dt.timedelta(0))],
-        help_text=_("Business time to acknowledge, e.g. 00:15:00."),
+        validators=[MinValueValidator(dt.timedelta(0)), MaxValueValidator(MAX_SLA_TARGET)],
+        help_text=_("Business time to acknowledge, e.g. 00:15:00 (at most 365 days)."),
     )
     resolution_target = models.DurationField(
         _("resolution target"),
-        validators=[MinValueValidator(dt.timedelta(0))],
-        help_text=_("Business time to resolve, e.g. 04:00:00 or '2 00:00:00' for two days."),
+        validators=[MinValueValidator(dt.timedelta(0)), MaxValueValidator(MAX_SLA_TARGET)],
+        help_text=_(
+            "Business time to resolve, e.g. 04:00:00 or '2 00:00:00' for two days "
+            "(at most 365 days)."
+        ),
     )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = TargetQuerySet.as_manager()
 
     class Meta:
         ordering = ["policy", "priority"]
@@ -629,6 +822,15 @@ class SlaTarget(models.Model):
     def __str__(self):
         return f"{self.policy} P{self.priority}"
 
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        sla_inputs_changed(policies=[self.policy_id])
+
+    def delete(self, *args, **kwargs):
+        result = super().delete(*args, **kwargs)
+        sla_inputs_changed(policies=[self.policy_id])
+        return result
+
     def clean(self):
         if (
             self.response_target is not None
@@ -638,6 +840,27 @@ class SlaTarget(models.Model):
             raise ValidationError(
                 {"response_target": _("The response target cannot exceed the resolution target.")}
             )
+
+
+class ContractQuerySet(models.QuerySet):
+    """Bulk operations on contracts tell the SLA engine too (see ``SlaInputChange``)."""
+
+    def update(self, **kwargs):
+        services = set(self.values_list("service_id", flat=True))
+        result = super().update(**kwargs)
+        sla_inputs_changed(services=services | {kwargs.get("service_id")})
+        return result
+
+    def delete(self):
+        services = set(self.values_list("service_id", flat=True))
+        result = super().delete()
+        sla_inputs_changed(services=services)
+        return result
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = super().bulk_create(objs, *args, **kwargs)
+        sla_inputs_changed(services={o.service_id for o in objs})
+        return objs
 
 
 class Contract(models.Model):
@@ -655,6 +878,9 @@ class Contract(models.Model):
     sla_policy = models.ForeignKey(
         SlaPolicy, on_delete=models.PROTECT, related_name="contracts", verbose_name=_("SLA policy")
     )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = ContractQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("contract")
@@ -667,6 +893,18 @@ class Contract(models.Model):
 
     def __str__(self):
         return f"{self.organization} / {self.service}: {self.sla_policy}"
+
+    def save(self, *args, **kwargs):
+        before = Contract.objects.filter(pk=self.pk).values_list("service_id", flat=True)
+        services = {self.service_id, *(before if self.pk else ())}
+        super().save(*args, **kwargs)
+        sla_inputs_changed(services=services)
+
+    def delete(self, *args, **kwargs):
+        service_id = self.service_id
+        result = super().delete(*args, **kwargs)
+        sla_inputs_changed(services=[service_id])
+        return result
 
 
 class MaintenanceStatus(models.TextChoices):

@@ -19,7 +19,7 @@ def sla_policies_for(services, organization=None):
             c.service_id: c.sla_policy
             for c in Contract.objects.filter(
                 organization=organization, service__in=services
-            ).select_related("sla_policy")
+            ).select_related("sla_policy__calendar")
         }
     found = {}
     for service in services:
