@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from incidents import admin_views, selectors, workflow
+from incidents.deadlines import explain_lines
 from incidents.forms import IncidentForm, staff_users
 from incidents.models import (
     Incident,
@@ -112,7 +113,7 @@ def sla_summary(incident, now):
     if incident.state == IncidentState.ON_HOLD:
         return "paused", _("paused")
     pending = []  # (due, breached_at, target length)
-    if incident.acknowledged_at is None and incident.response_due_at:
+    if incident.responded_at is None and incident.response_due_at:
         pending.append(
             (incident.response_due_at, incident.response_breached_at, incident.response_target)
         )
@@ -413,6 +414,7 @@ class IncidentAdmin(admin.ModelAdmin):
                 "fields": [
                     "sla_column",
                     "sla_policy",
+                    "sla_explanation",
                     ("response_target", "resolution_target"),
                     ("response_due_at", "resolve_due_at"),
                     ("response_breached_at", "resolve_breached_at"),
@@ -424,7 +426,8 @@ class IncidentAdmin(admin.ModelAdmin):
             {
                 "fields": [
                     "source",
-                    ("opened_at", "acknowledged_at", "resolved_at", "closed_at"),
+                    ("opened_at", "acknowledged_at", "responded_at"),
+                    ("resolved_at", "first_resolved_at", "closed_at"),
                     "hold_reason",
                     ("resolution_code", "resolution_notes"),
                     ("public_status", "published_at"),
@@ -439,6 +442,7 @@ class IncidentAdmin(admin.ModelAdmin):
         "priority_column",
         "sla_column",
         "sla_policy",
+        "sla_explanation",
         "response_target",
         "resolution_target",
         "response_due_at",
@@ -448,7 +452,9 @@ class IncidentAdmin(admin.ModelAdmin):
         "source",
         "opened_at",
         "acknowledged_at",
+        "responded_at",
         "resolved_at",
+        "first_resolved_at",
         "closed_at",
         "hold_reason",
         "resolution_code",
@@ -521,6 +527,11 @@ class IncidentAdmin(admin.ModelAdmin):
         return format_html_join(", ", "{}", ((link.service.name,) for link in links)) or "—"
 
     @admin.display(description=_("SLA"), ordering="resolve_due_at")
+    @admin.display(description=_("why these deadlines"))
+    def sla_explanation(self, obj):
+        # One line per target: which policy, service and calendar set it (SLA.md rule 2).
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in explain_lines(obj)))
+
     def sla_column(self, obj):
         tone, text = sla_summary(obj, timezone.now())
         return format_html('<span class="itsm-sla itsm-sla-{}">{}</span>', tone, text)

@@ -1,7 +1,19 @@
-"""Turning an incident's SLA policy, calendar and pauses into the deadline columns.
+"""Turning an incident's SLA policies, calendars and pauses into the deadline columns.
 
 Called by the workflow (inside its transaction, on the locked row) and by the sweep. The maths
-itself is ``incidents.sla``; this module only gathers its inputs from the database.
+itself is ``incidents.sla``; this module gathers its inputs from the database and applies
+SLA.md's "Which deadlines an incident gets":
+
+- every affected service contributes one policy (the reporting organisation's contract, else
+  the service default, else the global default); no service at all counts under the global
+  default; a policy without a target for the priority contributes the global default's target
+  (on the global default's calendar, since that policy is what makes the promise);
+- per target, each contributor's due instant on its own calendar, the earliest wins;
+- a target that is met keeps its due instant.
+
+The contributors are kept in ``Incident.sla_explain`` (``candidates``) with, per target, the
+one that set the deadline, so a change of pauses (hold, resume, resolve, reopen) re-evaluates
+them without reading the catalog again, and the desk can be shown why a deadline is what it is.
 """
 
 import logging
@@ -10,15 +22,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.utils import timezone
 
 from incidents import sla
-from incidents.models import IncidentState, SlaSignal, SlaTargetKind
-from services.models import SlaTarget
-from services.selectors import global_default_policy, sla_policies_for
+from incidents.models import SlaSignal, SlaTargetKind
+from services.models import BusinessCalendar, SlaTarget
+from services.selectors import sla_policies_for
 
 log = logging.getLogger(__name__)
 
 BREACH = 1000  # per mille of the target
+TARGETS = (SlaTargetKind.RESPONSE, SlaTargetKind.RESOLUTION)
 
 
 def warning_thresholds():
@@ -35,40 +49,24 @@ class Checkpoint:
     at: datetime
 
 
-def policy_for_incident(incident):
-    """The strictest policy among the affected services (each through the reporting
-    organisation's contract, else the service default), else the global default: a customer
-    promised 1 h on one of the hurt services is promised 1 h for the incident. A constant
-    number of queries, whatever the number of services."""
-    services = incident.services.select_related("default_sla_policy")
-    candidates = {p.pk: p for p in sla_policies_for(services, incident.organization).values()}
-    if not candidates:
-        default = global_default_policy()
-        return default, _target_for(default, incident.priority)
-    targets = {
-        t.policy_id: t
-        for t in SlaTarget.objects.filter(policy_id__in=candidates, priority=incident.priority)
-    }
-    if not targets:
-        return next(iter(candidates.values())), None
-    strictest = min(
-        targets.values(), key=lambda t: (t.resolution_target, t.response_target, t.policy_id)
-    )
-    return candidates[strictest.policy_id], strictest
-
-
-def _target_for(policy, priority):
-    if policy is None:
-        return None
-    return SlaTarget.objects.filter(policy=policy, priority=priority).first()
-
+# --- calendars ----------------------------------------------------------------------------------
 
 # Calendars change rarely and every transition needs one: keep the plain values in memory,
-# keyed by calendar id, and trust a copy while the calendar's ``updated_at`` stamp (read with
-# the incident's policy at no extra query) is unchanged. The age limit covers writes that skip
-# the stamp (bulk updates, raw SQL).
+# keyed by calendar id, and trust a copy while the calendar's ``updated_at`` stamp is unchanged.
+# Every catalog write that changes a calendar moves the stamp (bulk query-set operations too,
+# see ``services.models.sla_inputs_changed``); the age limit covers raw SQL.
 _CALENDARS = {}
 CALENDAR_CACHE_SECONDS = 300
+
+
+def _cached_calendar(calendar_row):
+    stamp = calendar_row.updated_at
+    kept = _CALENDARS.get(calendar_row.pk)
+    if kept and kept[0] == stamp and kept[1] > time.monotonic():
+        return kept[2]
+    calendar = _load_calendar(calendar_row)
+    _CALENDARS[calendar_row.pk] = (stamp, time.monotonic() + CALENDAR_CACHE_SECONDS, calendar)
+    return calendar
 
 
 def calendar_of(policy):
@@ -76,26 +74,43 @@ def calendar_of(policy):
     calendar is unchanged."""
     if policy is None:
         return sla.Calendar.twenty_four_seven()
-    stamp = policy.calendar.updated_at
-    kept = _CALENDARS.get(policy.calendar_id)
-    if kept and kept[0] == stamp and kept[1] > time.monotonic():
-        calendar = kept[2]
-    else:
-        calendar = _load_calendar(policy)
-        _CALENDARS[policy.calendar_id] = (
-            stamp,
-            time.monotonic() + CALENDAR_CACHE_SECONDS,
-            calendar,
-        )
-    return calendar
+    return _cached_calendar(policy.calendar)
 
 
-def _load_calendar(policy):
-    calendar = policy.calendar.to_calendar()
+def calendars_by_id(ids):
+    """{calendar id: plain calendar} for ``ids``: one query for the stamps, more only for the
+    calendars not in memory. An id that no longer exists counts as 24×7 UTC; one that cannot
+    be turned into a calendar maps to its error."""
+    ids = {i for i in ids if i is not None}
+    found = {}
+    if ids:
+        rows = BusinessCalendar.objects.filter(pk__in=ids).only("pk", "updated_at")
+        stamps = {row.pk: row for row in rows}
+        for pk in ids:
+            row = stamps.get(pk)
+            if row is None:
+                found[pk] = sla.Calendar.twenty_four_seven()
+                continue
+            kept = _CALENDARS.get(pk)
+            if kept and kept[0] == row.updated_at and kept[1] > time.monotonic():
+                found[pk] = kept[2]
+                continue
+            try:
+                found[pk] = _cached_calendar(BusinessCalendar.objects.get(pk=pk))
+            except ValueError as exc:
+                # A calendar stored before input was validated: the incidents on it fail
+                # (see ``checkpoints``), the others go on.
+                found[pk] = exc
+    found[None] = sla.Calendar.twenty_four_seven()
+    return found
+
+
+def _load_calendar(calendar_row):
+    calendar = calendar_row.to_calendar()
     if not calendar.always_open and not any(calendar.weekly):
         # A calendar without hours would never let the clock run; count all time rather than
         # promise nothing, and say so.
-        log.warning("Calendar %s has no business hours; counting it as 24x7", policy.calendar)
+        log.warning("Calendar %s has no business hours; counting it as 24x7", calendar_row)
         calendar = sla.Calendar.twenty_four_seven(calendar.tz)
     return calendar
 
@@ -104,65 +119,219 @@ def pauses_of(incident):
     return [(p.started_at, p.ended_at) for p in incident.pauses.all()]
 
 
-def checkpoints(incident, calendar, pauses, signalled):
-    """Every warning and breach instant still to come for the targets not yet met.
-    ``signalled`` is the set of (target, threshold) already raised."""
-    found = []
-    clocks = []
-    if incident.acknowledged_at is None and incident.response_target is not None:
-        clocks.append((SlaTargetKind.RESPONSE, incident.response_target))
-    if incident.resolved_at is None and incident.resolution_target is not None:
-        clocks.append((SlaTargetKind.RESOLUTION, incident.resolution_target))
-    for target, duration in clocks:
-        for threshold in [*warning_thresholds(), BREACH]:
-            if (target, threshold) in signalled:
+# --- contributors -------------------------------------------------------------------------------
+
+
+def contributors(incident):
+    """The policies that contribute to the incident's deadlines (SLA.md rule 1), as plain
+    dicts: policy, service and calendar (ids and names) and the response and resolution
+    targets in seconds (None when nothing promises one). Four queries, whatever the number
+    of services; the calendars come from memory."""
+    services = list(incident.services.select_related("default_sla_policy__calendar"))
+    policies = sla_policies_for(services, incident.organization)
+    default = _global_default()
+    wanted = {p.pk for p in policies.values()} | ({default.pk} if default else set())
+    targets = {
+        t.policy_id: t
+        for t in SlaTarget.objects.filter(policy_id__in=wanted, priority=incident.priority)
+    }
+    pairs = [(s, policies.get(s.pk) or default) for s in services] or [(None, default)]
+    found = {}
+    for service, policy in pairs:
+        if policy is None:
+            continue
+        target = targets.get(policy.pk)
+        if target is None:
+            # No target for this priority: the global default's promise stands in for it.
+            policy, target = default, targets.get(getattr(default, "pk", None))
+            if target is None:
                 continue
-            part = timedelta(seconds=round(duration.total_seconds() * threshold / 1000))
-            found.append(
-                Checkpoint(
-                    target, threshold, sla.due_at(incident.opened_at, part, calendar, pauses)
-                )
-            )
-    return found
+        calendar = _cached_calendar(policy.calendar)
+        key = (policy.pk, target.response_target, target.resolution_target)
+        if key in found:
+            continue  # the same promise through another service says nothing new
+        found[key] = (
+            {
+                "policy": policy.pk,
+                "policy_name": policy.name,
+                "service": service.pk if service else None,
+                "service_name": service.name if service else None,
+                "calendar": policy.calendar_id,
+                "calendar_name": policy.calendar.name,
+                "response": target.response_target.total_seconds(),
+                "resolution": target.resolution_target.total_seconds(),
+            },
+            calendar,
+        )
+    return list(found.values())
+
+
+def _global_default():
+    from services.models import SlaPolicy
+
+    return SlaPolicy.objects.filter(is_default=True).select_related("calendar").first()
+
+
+def _earliest(candidates, kind, start, pauses):
+    """(candidate, due or None) with the earliest due instant for ``kind`` among
+    ``candidates`` = [(dict, calendar)], or (None, None) when none promises it. While on hold,
+    a candidate due after the hold began has no due instant (None); the winner is then chosen
+    as if the hold had ended, so the desk still sees which promise applies."""
+    closed = [p for p in pauses if p[1] is not None]
+    best = None
+    for candidate, calendar in candidates:
+        seconds = candidate.get(kind)
+        if seconds is None:
+            continue
+        due = sla.due_at(start, timedelta(seconds=seconds), calendar, closed)
+        rank = (due, candidate["policy"], candidate["service"] or 0)
+        if best is None or rank < best[0]:
+            best = (rank, candidate, calendar)
+    if best is None:
+        return None, None
+    _rank, candidate, calendar = best
+    return candidate, _due_or_none(start, candidate[kind], calendar, pauses)
+
+
+def _due_or_none(start, seconds, calendar, pauses):
+    try:
+        return sla.due_at(start, timedelta(seconds=seconds), calendar, pauses)
+    except sla.StillOnHold:
+        return None
+
+
+def _met_at(incident, kind):
+    return incident.responded_at if kind == SlaTargetKind.RESPONSE else incident.resolved_at
+
+
+def _due_field(kind):
+    return "response_due_at" if kind == SlaTargetKind.RESPONSE else "resolve_due_at"
+
+
+def _target_field(kind):
+    return "response_target" if kind == SlaTargetKind.RESPONSE else "resolution_target"
+
+
+def _explain_line(candidate, kind):
+    line = {k: v for k, v in candidate.items() if k not in ("response", "resolution")}
+    line["target"] = candidate[kind]
+    return line
+
+
+# --- recompute ----------------------------------------------------------------------------------
 
 
 def recompute(incident, *, reuse_policy=False):
-    """Set the incident's policy, targets, deadlines and ``next_sla_check_at`` in memory (the
-    caller saves). With ``reuse_policy`` the stored policy and targets stand (only the clock
-    moved). On hold, the deadlines are unknown and the sweep leaves the incident alone."""
-    if reuse_policy and incident.sla_policy_id is not None:
-        policy = incident.sla_policy
+    """Set the incident's policy, targets, deadlines, explanation and ``next_sla_check_at`` in
+    memory (the caller saves). With ``reuse_policy`` the contributors stored in
+    ``sla_explain`` stand (only the pauses moved: no catalog reads). A target already met keeps
+    its due instant; one met while on hold is due as if the hold ended when it was met."""
+    explain = dict(incident.sla_explain or {})
+    stored = explain.get("candidates")
+    if reuse_policy and stored is not None:
+        calendars = calendars_by_id(c["calendar"] for c in stored)
+        candidates = [(c, calendars[c["calendar"]]) for c in stored]
+        for _candidate, calendar in candidates:
+            if isinstance(calendar, Exception):
+                raise calendar
     else:
-        policy, target = policy_for_incident(incident)
-        incident.sla_policy = policy
-        if incident.acknowledged_at is None:
-            incident.response_target = target.response_target if target else None
-        if incident.resolved_at is None:
-            incident.resolution_target = target.resolution_target if target else None
+        candidates = contributors(incident)
+        explain["candidates"] = [c for c, _calendar in candidates]
 
-    if incident.state == IncidentState.ON_HOLD or not incident.is_open:
-        if incident.state == IncidentState.ON_HOLD:
-            if incident.acknowledged_at is None:
-                incident.response_due_at = None
-            incident.resolve_due_at = None
+    pauses = pauses_of(incident)
+    for kind in TARGETS:
+        due_field, target_field = _due_field(kind), _target_field(kind)
+        if _met_at(incident, kind) is not None and getattr(incident, due_field) is not None:
+            continue  # met: the due instant it was met against stays (SLA.md rule 4)
+        candidate, due = _earliest(candidates, kind, incident.opened_at, pauses)
+        setattr(incident, due_field, due)
+        if candidate is None:
+            setattr(incident, target_field, None)
+            explain.pop(kind, None)
+        else:
+            setattr(incident, target_field, timedelta(seconds=candidate[kind]))
+            explain[kind] = _explain_line(candidate, kind)
+    incident.sla_explain = explain
+    # The policy behind the resolution deadline (else the response one), for lists and filters.
+    winner = explain.get(SlaTargetKind.RESOLUTION) or explain.get(SlaTargetKind.RESPONSE)
+    incident.sla_policy_id = winner["policy"] if winner else None
+    incident.sla_computed_at = timezone.now()
+    incident.sla_stale = False
+
+    if not incident.is_open:
         incident.next_sla_check_at = None
         return incident
-
-    calendar = calendar_of(policy)
-    pauses = pauses_of(incident)
-    if incident.acknowledged_at is None:
-        incident.response_due_at = (
-            sla.due_at(incident.opened_at, incident.response_target, calendar, pauses)
-            if incident.response_target is not None
-            else None
-        )
-    if incident.resolved_at is None:
-        incident.resolve_due_at = (
-            sla.due_at(incident.opened_at, incident.resolution_target, calendar, pauses)
-            if incident.resolution_target is not None
-            else None
-        )
+    calendars = calendars_by_id(explain[k]["calendar"] for k in TARGETS if k in explain)
     signalled = set(SlaSignal.objects.filter(incident=incident).values_list("target", "threshold"))
-    upcoming = checkpoints(incident, calendar, pauses, signalled)
+    upcoming = checkpoints(incident, calendars, pauses, signalled)
     incident.next_sla_check_at = min((c.at for c in upcoming), default=None)
     return incident
+
+
+def explain_lines(incident):
+    """One line per target for the desk: which policy, service and calendar set it."""
+    from django.utils.translation import gettext as _
+
+    labels = {
+        SlaTargetKind.RESPONSE: _("Response"),
+        SlaTargetKind.RESOLUTION: _("Resolution"),
+    }
+    lines = []
+    for kind in TARGETS:
+        line = (incident.sla_explain or {}).get(kind)
+        if not line:
+            lines.append(_("%(target)s: no SLA target applies.") % {"target": labels[kind]})
+            continue
+        values = {
+            "target": labels[kind],
+            "policy": line["policy_name"],
+            "service": line["service_name"] or _("no affected service"),
+            "calendar": line["calendar_name"],
+            "length": timedelta(seconds=line["target"]),
+        }
+        lines.append(
+            _(
+                "%(target)s: %(length)s from policy %(policy)s (through %(service)s), "
+                "counted on calendar %(calendar)s."
+            )
+            % values
+        )
+    return lines
+
+
+def target_calendar_id(incident, kind):
+    return (incident.sla_explain or {}).get(kind, {}).get("calendar")
+
+
+def checkpoints(incident, calendars, pauses, signalled):
+    """Every warning and breach instant still to come for the targets not yet met, each on the
+    calendar of the policy that set that target. ``calendars`` maps calendar id → calendar;
+    ``signalled`` is the set of (target, threshold) already raised. While on hold, only the
+    instants that fell before the hold began are known."""
+    found = []
+    for kind in TARGETS:
+        duration = getattr(incident, _target_field(kind))
+        if _met_at(incident, kind) is not None or duration is None:
+            continue
+        calendar = calendars[target_calendar_id(incident, kind)]
+        if isinstance(calendar, Exception):
+            raise calendar
+        for threshold in [*warning_thresholds(), BREACH]:
+            if (kind, threshold) in signalled:
+                continue
+            part = round(duration.total_seconds() * threshold / 1000)
+            at = _due_or_none(incident.opened_at, part, calendar, pauses)
+            if at is not None:
+                found.append(Checkpoint(kind, threshold, at))
+    return found
+
+
+def breaches_at_meeting(incident):
+    """The targets the incident met after their due instant, as checkpoints at that instant
+    (SLA.md rule 5: the breach happened at the due instant, whether or not a sweep ran)."""
+    found = []
+    for kind in TARGETS:
+        met, due = _met_at(incident, kind), getattr(incident, _due_field(kind))
+        if met is not None and due is not None and met > due:
+            found.append(Checkpoint(kind, BREACH, due))
+    return found

@@ -184,7 +184,13 @@ class Incident(models.Model):
 
     opened_at = models.DateTimeField(_("opened"), default=timezone.now, db_index=True)
     acknowledged_at = models.DateTimeField(_("acknowledged"), null=True, blank=True)
+    # When the response target was met: the first acknowledgement, or the resolution when
+    # nobody acknowledged (SLA.md, "Meeting a target"). Kept apart from ``acknowledged_at`` so
+    # MTTA counts only real acknowledgements.
+    responded_at = models.DateTimeField(_("responded"), null=True, blank=True)
     resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+    # The first resolution meets the resolution target; a reopen clears ``resolved_at`` only.
+    first_resolved_at = models.DateTimeField(_("first resolved"), null=True, blank=True)
     closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
 
     # The SLA clock. Targets are copied from the policy when computed so the record shows the
@@ -206,6 +212,17 @@ class Incident(models.Model):
     # The earliest instant the sweep has something to do (a warning or a breach); NULL when
     # nothing is left. Indexed only over open incidents, see Meta.
     next_sla_check_at = models.DateTimeField(_("next SLA check"), null=True, blank=True)
+    # Why each deadline is what it is: per target ("response", "resolution") the policy,
+    # service and calendar that set it (ids and names), see ``incidents.deadlines``.
+    sla_explain = models.JSONField(_("SLA explanation"), default=dict, blank=True)
+    # Set when an SLA input (calendar, policy, target, contract, service) changed after the
+    # deadlines were computed; the sweep recomputes them from the incident's history.
+    sla_stale = models.BooleanField(_("SLA inputs changed"), default=False)
+    # When the deadlines were last computed (real time): an input change after it makes the
+    # incident stale, one before it was already taken into account.
+    sla_computed_at = models.DateTimeField(_("SLA computed"), null=True, blank=True)
+    # The last error the sweep met on this incident (it then retries later, not in a loop).
+    sla_error = models.TextField(_("SLA error"), blank=True)
 
     version = models.PositiveIntegerField(_("version"), default=1)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -329,6 +346,7 @@ class EventKind(models.TextChoices):
     PROBLEM_LINKED = "problem_linked", _("Linked to problem")
     SLA_WARNING = "sla_warning", _("SLA warning")
     SLA_BREACHED = "sla_breached", _("SLA breached")
+    SLA_MOVED = "sla_moved", _("SLA deadlines moved")
 
 
 class IncidentEvent(models.Model):

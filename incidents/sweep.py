@@ -8,9 +8,12 @@ redoes nothing, and a sweep that finds the row already there says nothing.
 """
 
 import logging
+from collections import defaultdict
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -20,13 +23,20 @@ from incidents.models import (
     EventKind,
     Incident,
     IncidentEvent,
+    IncidentPause,
+    IncidentService,
     SlaSignal,
     SlaTargetKind,
 )
 from notifications.models import EventKind as NotificationKind
 from notifications.outbox import notify_staff
+from services.models import Contract, Service, SlaInputChange, SlaPolicy
 
 log = logging.getLogger(__name__)
+
+# How long the sweep leaves an incident alone after its SLA check failed (a bad row must not
+# be retried in a hot loop, nor stop the others); it is retried after that, and on any change.
+SLA_RETRY_AFTER = timedelta(minutes=15)
 
 
 def due_incidents(now):
@@ -40,6 +50,7 @@ def sweep_sla(*, now=None, batch_size=None):
     """Raise every warning and breach that is due. Returns how many signals were raised."""
     now = now or timezone.now()
     batch_size = batch_size or settings.SLA_SWEEP_BATCH
+    catch_up_sla_inputs(now)
     raised = 0
     while True:
         with transaction.atomic():
@@ -48,43 +59,307 @@ def sweep_sla(*, now=None, batch_size=None):
             )
             batch = list(
                 locked.select_related(
-                    "sla_policy__calendar",
                     "assignee",
                     "assignment_group__team__escalation_contact",
                 )[:batch_size]
             )
-            for incident in batch:
-                raised += _check(incident, now)
+            raised += _check_batch(batch, now)
         if len(batch) < batch_size:
             return raised
 
 
-def _check(incident, now):
-    """Raise what is due on one locked incident, then move its next check forward."""
-    calendar = deadlines.calendar_of(incident.sla_policy)
-    pauses = deadlines.pauses_of(incident)
-    signalled = set(SlaSignal.objects.filter(incident=incident).values_list("target", "threshold"))
-    upcoming = deadlines.checkpoints(incident, calendar, pauses, signalled)
-    crossed = [c for c in upcoming if c.at <= now]
-    raised = 0
-    for target in (SlaTargetKind.RESPONSE, SlaTargetKind.RESOLUTION):
-        mine = sorted((c for c in crossed if c.target == target), key=lambda c: c.threshold)
-        if not mine:
+# --- catalog changes ---------------------------------------------------------------------------
+
+
+def catch_up_sla_inputs(now):
+    """Consume the catalog's notes of changed SLA inputs (``services.SlaInputChange``): mark
+    the open incidents that depend on what changed and were computed before it as stale and due
+    now, so this sweep recomputes them from their history. A note is deleted in the same
+    transaction that marks its incidents, so a crash or a stopped sweep loses none."""
+    with transaction.atomic():
+        changes = list(
+            SlaInputChange.objects.select_for_update(
+                skip_locked=connection.features.has_select_for_update_skip_locked
+            ).order_by("pk")[:1000]
+        )
+        if not changes:
+            return 0
+        marked = 0
+        for condition, at in _dependents(changes):
+            marked += (
+                Incident.objects.filter(condition, state__in=OPEN_STATES)
+                .filter(Q(sla_computed_at__isnull=True) | Q(sla_computed_at__lte=at))
+                .update(sla_stale=True, next_sla_check_at=now)
+            )
+        SlaInputChange.objects.filter(pk__in=[c.pk for c in changes]).delete()
+    return marked
+
+
+def _dependents(changes):
+    """[(condition on Incident, change instant)] for a batch of change notes: the notes that
+    touch the global default (every open incident may depend on it) apart from the others, so
+    each group only marks incidents computed before its own latest note."""
+    on_calendar = defaultdict(set)
+    for pk, calendar_id, is_default in SlaPolicy.objects.filter(
+        calendar_id__in={c.calendar_id for c in changes if c.calendar_id}
+    ).values_list("pk", "calendar_id", "is_default"):
+        on_calendar[calendar_id].add((pk, is_default))
+    defaults = set(
+        SlaPolicy.objects.filter(
+            pk__in={c.policy_id for c in changes if c.policy_id}, is_default=True
+        ).values_list("pk", flat=True)
+    )
+    everything_at, policies, services, latest = None, set(), set(), None
+    for change in changes:
+        policies_here = {pk for pk, _default in on_calendar.get(change.calendar_id, ())}
+        if change.policy_id:
+            policies_here.add(change.policy_id)
+        if (
+            change.everything
+            or policies_here & defaults
+            or any(d for _pk, d in on_calendar.get(change.calendar_id, ()))
+        ):
+            everything_at = max(everything_at or change.at, change.at)
             continue
+        if policies_here or change.service_id:
+            policies |= policies_here
+            if change.service_id:
+                services.add(change.service_id)
+            latest = max(latest or change.at, change.at)
+    found = []
+    if everything_at is not None:
+        found.append((Q(), everything_at))
+    if policies:
+        services |= set(
+            Service.objects.filter(default_sla_policy_id__in=policies).values_list("pk", flat=True)
+        )
+        services |= set(
+            Contract.objects.filter(sla_policy_id__in=policies).values_list("service_id", flat=True)
+        )
+    condition = Q(sla_policy_id__in=policies) if policies else Q(pk__in=[])
+    if services:
+        affected = IncidentService.objects.filter(service_id__in=services).values("incident_id")
+        condition |= Q(pk__in=affected)
+    if latest is not None:
+        found.append((condition, latest))
+    return found
+
+
+# --- one batch ---------------------------------------------------------------------------------
+
+
+def _check_batch(batch, now):
+    """Raise what is due on a batch of locked incidents with a constant number of reads
+    (pauses, signals, calendars for the whole batch) and bulk writes. An incident whose check
+    fails is logged, marked and retried later; the others go on."""
+    if not batch:
+        return 0
+    ids = [i.pk for i in batch]
+    pauses = defaultdict(list)
+    for incident_id, started, ended in IncidentPause.objects.filter(
+        incident_id__in=ids
+    ).values_list("incident_id", "started_at", "ended_at"):
+        pauses[incident_id].append((started, ended))
+    signalled = defaultdict(set)
+    for incident_id, target, threshold in SlaSignal.objects.filter(incident_id__in=ids).values_list(
+        "incident_id", "target", "threshold"
+    ):
+        signalled[incident_id].add((target, threshold))
+    calendars = deadlines.calendars_by_id(
+        deadlines.target_calendar_id(i, k) for i in batch for k in deadlines.TARGETS
+    )
+
+    raised = 0
+    plain = []  # incidents whose changed columns go out in one bulk update
+    for incident in batch:
+        try:
+            if incident.sla_stale:
+                # An input changed: recompute from the history, on its own savepoint (it
+                # reads the catalog and writes a timeline entry).
+                with transaction.atomic():
+                    raised += _recheck_moved(incident, now)
+                continue
+            found = _crossed(incident, calendars, pauses[incident.pk], signalled[incident.pk], now)
+        except Exception as exc:  # noqa: BLE001 - one bad incident must not stop the sweep
+            _failed(incident, now, exc)
+            continue
+        raised += len(found.signals)
+        plain.append((incident, found))
+
+    if plain:
+        raised_rows = [s for _incident, found in plain for s in found.signals]
+        try:
+            with transaction.atomic():
+                SlaSignal.objects.bulk_create(raised_rows)
+        except IntegrityError:
+            # Raised meanwhile by a workflow call that held no lock on this row: fall back to
+            # one at a time, each once.
+            raised -= len(raised_rows)
+            for incident, found in plain:
+                raised += _write_one_by_one(incident, found, now)
+                incident.sla_error = ""
+            _save_columns([i for i, _found in plain])
+            return raised
+        IncidentEvent.objects.bulk_create(
+            _signal_event(incident, signal, now)
+            for incident, found in plain
+            for signal in found.signals
+        )
+        for incident, found in plain:
+            incident.sla_error = ""
+            for signal in found.signals:
+                _mark_breach(incident, signal)
+            for signal in found.announce:
+                _announce(incident, _as_checkpoint(signal), signal.threshold >= deadlines.BREACH)
+        _save_columns([i for i, _found in plain])
+    return raised
+
+
+class _Found:
+    def __init__(self):
+        self.signals = []
+        self.announce = []
+
+
+def _crossed(incident, calendars, pauses, signalled, now):
+    """The signals due on one incident (not written yet) and its next check, in memory."""
+    upcoming = deadlines.checkpoints(incident, calendars, pauses, signalled)
+    found = _Found()
+    for target in deadlines.TARGETS:
+        mine = sorted(
+            (c for c in upcoming if c.target == target and c.at <= now),
+            key=lambda c: c.threshold,
+        )
+        for checkpoint in mine:
+            signal = SlaSignal(
+                incident=incident,
+                target=checkpoint.target,
+                threshold=checkpoint.threshold,
+                due_at=checkpoint.at,
+                raised_at=now,
+            )
+            found.signals.append(signal)
         # A sweep that comes late (a restart, a long hold released) records the lower
         # thresholds but tells people only the worst one: a warning after a breach is noise.
-        for checkpoint in mine:
-            loudest = checkpoint is mine[-1]
-            if _raise(incident, checkpoint, now, announce=loudest):
-                raised += 1
-    deadlines_after = [c for c in upcoming if c.at > now]
-    incident.next_sla_check_at = min((c.at for c in deadlines_after), default=None)
-    Incident.objects.filter(pk=incident.pk).update(
-        next_sla_check_at=incident.next_sla_check_at,
-        response_breached_at=incident.response_breached_at,
-        resolve_breached_at=incident.resolve_breached_at,
+        if mine:
+            found.announce.append(found.signals[-1])
+    incident.next_sla_check_at = min((c.at for c in upcoming if c.at > now), default=None)
+    return found
+
+
+def _as_checkpoint(signal):
+    return deadlines.Checkpoint(signal.target, signal.threshold, signal.due_at)
+
+
+def _mark_breach(incident, signal):
+    if signal.threshold >= deadlines.BREACH:
+        field = (
+            "response_breached_at"
+            if signal.target == SlaTargetKind.RESPONSE
+            else "resolve_breached_at"
+        )
+        setattr(incident, field, signal.due_at)
+
+
+def _signal_event(incident, signal, now):
+    is_breach = signal.threshold >= deadlines.BREACH
+    return IncidentEvent(
+        incident=incident,
+        at=now,
+        kind=EventKind.SLA_BREACHED if is_breach else EventKind.SLA_WARNING,
+        new_value={
+            "target": signal.target,
+            "threshold": signal.threshold,
+            "due_at": signal.due_at.isoformat(),
+        },
     )
+
+
+def _save_columns(incidents):
+    Incident.objects.bulk_update(
+        incidents,
+        ["next_sla_check_at", "response_breached_at", "resolve_breached_at", "sla_error"],
+    )
+
+
+def _write_one_by_one(incident, found, now):
+    raised = 0
+    for signal in found.signals:
+        if _raise(
+            incident, _as_checkpoint(signal), now, announce=any(s is signal for s in found.announce)
+        ):
+            raised += 1
     return raised
+
+
+def _failed(incident, now, exc):
+    log.exception("SLA check of %s failed; retrying after %s", incident.reference, SLA_RETRY_AFTER)
+    Incident.objects.filter(pk=incident.pk).update(
+        next_sla_check_at=now + SLA_RETRY_AFTER,
+        sla_error=f"{now:%Y-%m-%d %H:%M:%S}: {exc!r}"[:2000],
+    )
+
+
+def _recheck_moved(incident, now):
+    """Recompute a stale incident's deadlines from its history (an SLA input changed), write
+    the move on its timeline, then raise what is due."""
+    before = (incident.response_due_at, incident.resolve_due_at)
+    deadlines.recompute(incident)
+    after = (incident.response_due_at, incident.resolve_due_at)
+    if after != before:
+        IncidentEvent.objects.create(
+            incident=incident,
+            at=now,
+            kind=EventKind.SLA_MOVED,
+            old_value={
+                "response_due_at": _iso(before[0]),
+                "resolve_due_at": _iso(before[1]),
+            },
+            new_value={
+                "response_due_at": _iso(after[0]),
+                "resolve_due_at": _iso(after[1]),
+            },
+            note=_("The SLA calendar, policy or contract changed."),
+        )
+    incident.sla_error = ""
+    Incident.objects.filter(pk=incident.pk).update(
+        sla_policy_id=incident.sla_policy_id,
+        response_target=incident.response_target,
+        resolution_target=incident.resolution_target,
+        response_due_at=incident.response_due_at,
+        resolve_due_at=incident.resolve_due_at,
+        sla_explain=incident.sla_explain,
+        sla_stale=False,
+        sla_computed_at=incident.sla_computed_at,
+        sla_error="",
+        next_sla_check_at=incident.next_sla_check_at,
+    )
+    calendars = deadlines.calendars_by_id(
+        deadlines.target_calendar_id(incident, k) for k in deadlines.TARGETS
+    )
+    found = _crossed(
+        incident,
+        calendars,
+        deadlines.pauses_of(incident),
+        set(incident.sla_signals.values_list("target", "threshold")),
+        now,
+    )
+    raised = _write_one_by_one(incident, found, now)
+    _save_columns([incident])
+    return raised
+
+
+def _iso(value):
+    return value.isoformat() if value else None
+
+
+def record_breaches_at_meeting(incident, now):
+    """Called by the workflow when a target is met (acknowledge, resolve) on the locked row:
+    a target met after its due instant was breached at that instant (SLA.md rule 5). Recorded
+    once (signal, timeline, breach column) whether or not a sweep saw it first; nobody is
+    emailed, since the person meeting it is the one acting."""
+    for checkpoint in deadlines.breaches_at_meeting(incident):
+        _raise(incident, checkpoint, now, announce=False)
 
 
 def _raise(incident, checkpoint, now, *, announce):
@@ -98,7 +373,7 @@ def _raise(incident, checkpoint, now, *, announce):
                 raised_at=now,
             )
     except IntegrityError:
-        return False  # another sweep raised it first
+        return False  # raised already (by a sweep, or when the target was met)
     is_breach = checkpoint.threshold >= deadlines.BREACH
     if is_breach:
         field = (

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext_lazy
 
-from incidents import deadlines
+from incidents import deadlines, sweep
 from incidents.models import (
     OPEN_STATES,
     EventKind,
@@ -157,14 +157,17 @@ def _user_label(user):
     return user.get_username() if user else None
 
 
-def _save(incident, *, sla=False, repolicy=False, services_changed=False, at=None):
+def _save(incident, *, sla=False, repolicy=False, services_changed=False, at=None, met_at=None):
     """Bump the version and save. ``sla``: the clock moved (state, pause), recompute the
     deadlines with the stored policy; ``repolicy``: what picks the policy changed (priority,
     services, organisation), choose it again; ``services_changed``: the affected services or
     the incident's openness changed, so the impacts it causes (and the services' status) follow
-    from ``at``."""
+    from ``at``; ``met_at``: a target was met now, so a breach that already happened is
+    recorded (SLA.md rule 5)."""
     if sla or repolicy:
         deadlines.recompute(incident, reuse_policy=not repolicy)
+    if met_at is not None:
+        sweep.record_breaches_at_meeting(incident, met_at)
     incident.version += 1
     incident.save()
     if services_changed:
@@ -296,6 +299,7 @@ def acknowledge(incident, *, actor, expected_version=None, now=None):
         now = _now(now)
         incident.state = IncidentState.ACKNOWLEDGED
         incident.acknowledged_at = now
+        incident.responded_at = incident.responded_at or now
         if incident.assignee is None and actor is not None:
             incident.assignee = actor
         _event(
@@ -306,7 +310,7 @@ def acknowledge(incident, *, actor, expected_version=None, now=None):
             old=IncidentState.NEW,
             new=IncidentState.ACKNOWLEDGED,
         )
-        return _save(incident, sla=True)
+        return _save(incident, sla=True, met_at=now)
 
 
 KEEP = object()  # "leave this part as it is", where None means "clear it"
@@ -493,7 +497,10 @@ def resolve(incident, *, actor, code, notes, public_message="", expected_version
         _close_open_pause(incident, now)
         incident.state = IncidentState.RESOLVED
         incident.resolved_at = now
-        incident.acknowledged_at = incident.acknowledged_at or now
+        # Resolving meets the response target too when nobody acknowledged; it is not an
+        # acknowledgement (MTTA counts only those).
+        incident.responded_at = incident.responded_at or now
+        incident.first_resolved_at = incident.first_resolved_at or now
         incident.resolution_code, incident.resolution_notes = code, notes
         incident.hold_reason = ""
         _event(
@@ -517,7 +524,7 @@ def resolve(incident, *, actor, code, notes, public_message="", expected_version
             )
             incident.published_at = incident.published_at or now
             incident.public_status = PublicStatus.RESOLVED
-        _save(incident, sla=True, services_changed=True, at=now)
+        _save(incident, sla=True, services_changed=True, at=now, met_at=now)
         if update is not None:
             enqueue_incident_event(
                 incident=incident, kind=NotificationKind.INCIDENT_RESOLVED, update=update

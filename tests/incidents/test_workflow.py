@@ -137,7 +137,9 @@ def test_resolve_close_and_service_recovery(incident, agent, service):
     )
     assert incident.state == IncidentState.RESOLVED
     assert incident.resolved_at == T0 + minutes(30)
-    assert incident.acknowledged_at == T0 + minutes(30)  # resolving answers the caller too
+    # Resolving meets the response target (responded) but is no acknowledgement (MTTA).
+    assert incident.responded_at == T0 + minutes(30)
+    assert incident.acknowledged_at is None
     assert incident.next_sla_check_at is None
     service.refresh_from_db()
     assert service.status == ServiceStatus.OPERATIONAL

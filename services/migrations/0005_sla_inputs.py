@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("services", "0003_calendar_updated_at"),
+        ("services", "0004_history"),
     ]
 
     operations = [
