@@ -125,6 +125,7 @@ def test_sla_column_remaining_time_for_the_next_target():
     assert sla_summary(incident, NOW) == ("ok", "23 min left")
     # Acknowledged: the response target is met, the resolution one is next.
     incident.state, incident.acknowledged_at = IncidentState.ACKNOWLEDGED, NOW
+    incident.responded_at = NOW
     assert sla_summary(incident, NOW) == ("ok", "4 h left")
     # In the last quarter of the target, amber.
     assert sla_summary(incident, NOW + dt.timedelta(hours=3, minutes=30)) == (
@@ -137,6 +138,7 @@ def test_sla_column_breached():
     incident = Incident(
         state=IncidentState.ACKNOWLEDGED,
         acknowledged_at=NOW - dt.timedelta(hours=5),
+        responded_at=NOW - dt.timedelta(hours=5),
         response_due_at=NOW - dt.timedelta(hours=5),
         resolve_due_at=NOW - dt.timedelta(hours=2),
         resolve_breached_at=NOW - dt.timedelta(hours=2),
