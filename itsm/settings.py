@@ -185,11 +185,22 @@ SLA_SWEEP_BATCH = env.int("SLA_SWEEP_BATCH", default=500)
 
 # --- Notifications ---------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+# django-environ puts ``EMAIL_URL``'s query (``?timeout=5``) into the backend's OPTIONS, which
+# Django's SMTP backend ignores: take the timeout out of there. It is the total time one email
+# may take (connect, greeting, send): a relay that never answers costs that, not a worker.
+_email_options = EMAIL_CONFIG.pop("OPTIONS", {}) or {}
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=float(_email_options.pop("TIMEOUT", 10)))
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="itsm <noreply@itsm.localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=6)
+# A failing message is retried with capped exponential backoff (base doubled per try, at most
+# NOTIFY_BACKOFF_MAX apart) until NOTIFY_RETRY_HOURS after it was queued; a 4xx from a webhook
+# receiver (other than 404/410, permanent, and 408/429, transient) only NOTIFY_CLIENT_ERROR_
+# ATTEMPTS times. A channel outage (relay or endpoint down) uses up no attempt: see README.
 NOTIFY_BACKOFF_BASE = env.float("NOTIFY_BACKOFF_BASE", default=30.0)  # seconds, doubled per try
+NOTIFY_BACKOFF_MAX = env.float("NOTIFY_BACKOFF_MAX", default=3600.0)  # seconds
+NOTIFY_RETRY_HOURS = env.float("NOTIFY_RETRY_HOURS", default=48.0)
+NOTIFY_CLIENT_ERROR_ATTEMPTS = env.int("NOTIFY_CLIENT_ERROR_ATTEMPTS", default=3)
 NOTIFY_LEASE_SECONDS = env.int("NOTIFY_LEASE_SECONDS", default=120)
 NOTIFY_BATCH_SIZE = env.int("NOTIFY_BATCH_SIZE", default=200)
 NOTIFY_WEBHOOK_TIMEOUT = env.float("NOTIFY_WEBHOOK_TIMEOUT", default=10.0)
@@ -203,7 +214,8 @@ UNSUBSCRIBE_LINK_MAX_AGE = env.int("UNSUBSCRIBE_LINK_MAX_AGE_DAYS", default=365)
 UNSUBSCRIBE_LEGACY_LINKS_UNTIL = datetime.fromisoformat(
     env.str("UNSUBSCRIBE_LEGACY_LINKS_UNTIL", default="2027-12-02T00:00:00+00:00")
 )
-MESSAGE_ID_DOMAIN = env.str("MESSAGE_ID_DOMAIN", default="itsm.localhost")
+# The right-hand side of Message-IDs; empty means the host of SITE_URL.
+MESSAGE_ID_DOMAIN = env.str("MESSAGE_ID_DOMAIN", default="")
 
 # --- Auth, i18n, static ----------------------------------------------------------------------
 # django-axes first: it refuses a locked-out login before the password is even checked.

@@ -2,20 +2,23 @@
 notification at a time, and says through the error it raises whether trying again can help.
 A chat channel (e.g. through Apprise) is one more class registered in ``CHANNELS``."""
 
+import contextlib
 import http.client
-import ipaddress
 import json
 import smtplib
 import socket
 import ssl
-import urllib.parse
+import threading
+import time
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.smtp import EmailBackend as DjangoSMTPBackend
 from django.core.mail.message import sanitize_address
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from itsm import netguard
 from notifications.rendering import UNSUBSCRIBE_PLACEHOLDER, render_email
 
 
@@ -24,15 +27,114 @@ class DeliveryError(Exception):
 
 
 class PermanentError(DeliveryError):
-    """Trying again cannot help (bad address, refused target, 4xx)."""
+    """Trying again cannot help (bad address, refused target, 404/410)."""
 
 
 class TransientError(DeliveryError):
-    """Trying again later may work (timeout, 5xx, connection lost)."""
+    """Trying again later may work for this message (a 5xx, 408/429 from a receiver, a
+    recipient the relay defers). Retried with capped backoff for the retry window."""
+
+
+class ClientError(TransientError):
+    """A 4xx other than 404/408/410/429: maybe the receiver is being fixed, so retried, but only
+    ``NOTIFY_CLIENT_ERROR_ATTEMPTS`` times."""
+
+
+class ChannelDown(DeliveryError):
+    """The channel itself is out (connection refused or timed out, DNS failure, the relay
+    refusing service): not this message's fault. The message waits for the channel without
+    using up an attempt, and so do the others for the same target (see ``delivery``)."""
+
+
+# --- a total deadline per send ---------------------------------------------------------------
+
+
+class SendDeadline:
+    """A total time limit for one send (connect, greeting, request, every byte of the answer).
+    Socket timeouts bound each read, not the whole: a peer sending one byte every 0.5 s never
+    trips them. A watcher thread shuts the sockets of a send down when its deadline passes,
+    which makes the blocked read return at once; ``expired`` then says why it failed."""
+
+    _lock = threading.Lock()
+    _active = set()
+    _watcher = None
+    _local = threading.local()
+    TICK = 0.05
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.expires = time.monotonic() + seconds
+        self.sockets = []
+        self.expired = False
+
+    @classmethod
+    def current(cls):
+        return getattr(cls._local, "deadline", None)
+
+    def add(self, sock):
+        if sock is None:
+            return
+        with self._lock:
+            self.sockets.append(sock)
+            expired = self.expired
+        if expired:
+            _shutdown(sock)
+
+    def __enter__(self):
+        with self._lock:
+            self._active.add(self)
+            if SendDeadline._watcher is None or not SendDeadline._watcher.is_alive():
+                SendDeadline._watcher = threading.Thread(
+                    target=SendDeadline._watch, name="itsm-send-deadline", daemon=True
+                )
+                SendDeadline._watcher.start()
+        self._local.deadline = self
+        return self
+
+    def __exit__(self, *exc):
+        self._local.deadline = None
+        with self._lock:
+            self._active.discard(self)
+
+    def remaining(self):
+        return max(self.expires - time.monotonic(), 0.001)
+
+    @classmethod
+    def _watch(cls):
+        while True:
+            time.sleep(cls.TICK)
+            now = time.monotonic()
+            with cls._lock:
+                due = [d for d in cls._active if not d.expired and d.expires <= now]
+                for deadline in due:
+                    deadline.expired = True
+                sockets = [sock for deadline in due for sock in deadline.sockets]
+            for sock in sockets:
+                _shutdown(sock)
+
+
+def _shutdown(sock):
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched(sock):
+    deadline = SendDeadline.current()
+    if deadline is not None:
+        deadline.add(sock)
+    return sock
 
 
 class BaseChannel:
     name = ""
+
+    def circuit_key(self, notification):
+        """What an outage is an outage of: the relay for email, the endpoint for a webhook."""
+        return self.name
+
+    def send_timeout(self):
+        """The total seconds one send may take (the lease must outlast it)."""
+        return 10.0
 
     def __enter__(self):
         self.open()
@@ -60,9 +162,43 @@ _TO_MARK = b"itsm-recipient-placeholder@invalid.example"
 _MESSAGE_ID_MARK = b"<itsm-message-id-placeholder@invalid.example>"
 
 
+class _WatchedSMTP(smtplib.SMTP):
+    def _get_socket(self, host, port, timeout):
+        return _watched(super()._get_socket(host, port, timeout))
+
+
+class _WatchedSMTPSSL(smtplib.SMTP_SSL):
+    def _get_socket(self, host, port, timeout):
+        return _watched(super()._get_socket(host, port, timeout))
+
+
+class SMTPBackend(DjangoSMTPBackend):
+    """Django's SMTP backend whose sockets a ``SendDeadline`` can cut, with ``EMAIL_TIMEOUT``
+    (default 10 s) as the socket timeout. The email channel uses it in place of Django's."""
+
+    def __init__(self, *args, timeout=None, **kwargs):
+        if timeout is None:
+            timeout = getattr(settings, "EMAIL_TIMEOUT", None) or DEFAULT_EMAIL_TIMEOUT
+        super().__init__(*args, timeout=timeout, **kwargs)
+
+    @property
+    def connection_class(self):
+        return _WatchedSMTPSSL if self.use_ssl else _WatchedSMTP
+
+
+DEFAULT_EMAIL_TIMEOUT = 10.0
+_DJANGO_SMTP = "django.core.mail.backends.smtp.EmailBackend"
+
+# SMTP replies that mean the relay, not this message, is the problem: 421 "service not
+# available", and anything refusing our sender (every message would get the same answer).
+_RELAY_DOWN_CODES = {421}
+
+
 class EmailChannel(BaseChannel):
     """HTML + text email over one SMTP connection per batch, rendered once per event and
-    language, with a deterministic Message-ID and RFC 8058 one-click unsubscribe headers."""
+    language, with a Message-ID unique to this install and RFC 8058 one-click unsubscribe
+    headers. Each send (connect and greeting included) has a total deadline of
+    ``EMAIL_TIMEOUT`` seconds."""
 
     name = "email"
 
@@ -70,19 +206,31 @@ class EmailChannel(BaseChannel):
         self.connection = connection
         self._rendered = {}
         self._prepared_bytes = {}
+        self._install_id = None
+
+    def send_timeout(self):
+        return float(getattr(settings, "EMAIL_TIMEOUT", None) or DEFAULT_EMAIL_TIMEOUT)
 
     def open(self):
+        # Connecting is left to the first send, under its deadline: a relay that accepts TCP
+        # and never greets costs one send's deadline, not a worker.
         if self.connection is None:
-            self.connection = get_connection(fail_silently=False)
-        try:
-            self.connection.open()
-        except (smtplib.SMTPException, OSError):
-            # Not fatal here: each send retries the connection and reports a TransientError.
-            self.connection.close()
+            backend = settings.EMAIL_BACKEND
+            if backend == _DJANGO_SMTP:
+                backend = "notifications.channels.SMTPBackend"
+            self.connection = get_connection(backend, fail_silently=False)
 
     def close(self):
         if self.connection is not None:
-            self.connection.close()
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                self.connection.close()
+
+    def message_id(self, notification):
+        if self._install_id is None:
+            from notifications.models import install_id
+
+            self._install_id = install_id()
+        return notification.message_id_for(self._install_id)
 
     def _render(self, event, language):
         key = (event.pk, language)
@@ -94,7 +242,11 @@ class EmailChannel(BaseChannel):
         from notifications.unsubscribe import unsubscribe_url
 
         subject, text, html = self._render(notification.event, notification.language)
-        headers = {"Message-ID": notification.message_id, "Auto-Submitted": "auto-generated"}
+        headers = {
+            "Message-ID": self.message_id(notification),
+            "Auto-Submitted": "auto-generated",
+            "Content-Language": notification.language,
+        }
         if notification.contact_id:
             url = unsubscribe_url(notification.contact_id)
             text = text.replace(UNSUBSCRIBE_PLACEHOLDER, url)
@@ -126,7 +278,7 @@ class EmailChannel(BaseChannel):
         if prepared is None:
             return None
         raw = prepared.replace(_TO_MARK, notification.address.encode())
-        raw = raw.replace(_MESSAGE_ID_MARK, notification.message_id.encode())
+        raw = raw.replace(_MESSAGE_ID_MARK, self.message_id(notification).encode())
         if notification.contact_id:
             from notifications.unsubscribe import unsubscribe_url
 
@@ -137,7 +289,11 @@ class EmailChannel(BaseChannel):
 
     def _prepare(self, notification, with_unsubscribe):
         subject, text, html = self._render(notification.event, notification.language)
-        headers = {"Message-ID": _MESSAGE_ID_MARK.decode(), "Auto-Submitted": "auto-generated"}
+        headers = {
+            "Message-ID": _MESSAGE_ID_MARK.decode(),
+            "Auto-Submitted": "auto-generated",
+            "Content-Language": notification.language,
+        }
         if with_unsubscribe:
             headers["List-Unsubscribe"] = f"<{UNSUBSCRIBE_PLACEHOLDER}>"
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
@@ -161,96 +317,90 @@ class EmailChannel(BaseChannel):
     def send(self, notification):
         raw = self._prepared(notification)
         message = None if raw is not None else self.build_message(notification)
-        try:
-            if getattr(self.connection, "connection", False) is None:
-                # The SMTP backend lost its connection: reopen it here, or send_messages would
-                # open and close one per message.
-                self.connection.open()
-            if raw is not None:
-                self.connection.connection.sendmail(
-                    sanitize_address(settings.DEFAULT_FROM_EMAIL, "utf-8"),
-                    [notification.address],
-                    raw,
-                )
-                return
-            sent = self.connection.send_messages([message])
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _msg in exc.recipients.values()]
-            error = f"recipient refused: {exc.recipients}"
-            if codes and all(500 <= code < 600 for code in codes):
-                raise PermanentError(error) from exc
-            raise TransientError(error) from exc
-        except smtplib.SMTPResponseException as exc:
-            self._reset()
-            error = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
-            if 500 <= exc.smtp_code < 600:
-                raise PermanentError(error) from exc
-            raise TransientError(error) from exc
-        except (smtplib.SMTPException, OSError) as exc:
-            self._reset()
-            raise TransientError(f"SMTP: {exc!r}") from exc
-        if not sent:
+        with SendDeadline(self.send_timeout()) as deadline:
+            try:
+                self._send(notification, raw, message, deadline)
+            except smtplib.SMTPRecipientsRefused as exc:
+                codes = [code for code, _msg in exc.recipients.values()]
+                error = f"recipient refused: {exc.recipients}"
+                if codes and all(500 <= code < 600 for code in codes):
+                    raise PermanentError(error) from exc
+                if any(code in _RELAY_DOWN_CODES for code in codes):
+                    self._reset()
+                    raise ChannelDown(error) from exc
+                raise TransientError(error) from exc
+            except smtplib.SMTPSenderRefused as exc:
+                self._reset()
+                error = f"SMTP {exc.smtp_code}: sender refused {exc.smtp_error!r}"
+                raise ChannelDown(error) from exc
+            except (smtplib.SMTPConnectError, smtplib.SMTPHeloError) as exc:
+                self._reset()
+                raise ChannelDown(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
+            except smtplib.SMTPResponseException as exc:
+                self._reset()
+                error = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
+                if exc.smtp_code in _RELAY_DOWN_CODES:
+                    raise ChannelDown(error) from exc
+                if 500 <= exc.smtp_code < 600:
+                    raise PermanentError(error) from exc
+                raise TransientError(error) from exc
+            except (smtplib.SMTPException, OSError) as exc:
+                self._reset()
+                if deadline.expired:
+                    raise ChannelDown(
+                        f"SMTP: no answer within {deadline.seconds:g} s (EMAIL_TIMEOUT)"
+                    ) from exc
+                raise ChannelDown(f"SMTP: {exc!r}") from exc
+
+    def _send(self, notification, raw, message, deadline):
+        smtp = getattr(self.connection, "connection", False)
+        if smtp is None:
+            # Not connected (first send of the batch, or after a reset): open here, under this
+            # send's deadline, or send_messages would open and close one per message.
+            self.connection.open()
+        elif smtp:
+            deadline.add(smtp.sock)
+        if raw is not None:
+            self.connection.connection.sendmail(
+                sanitize_address(settings.DEFAULT_FROM_EMAIL, "utf-8"),
+                [notification.address],
+                raw,
+            )
+            return
+        if not self.connection.send_messages([message]):
             raise TransientError("the mail backend accepted nothing")
 
     def _reset(self):
         """Drop a connection in an unknown state; the next send opens a fresh one."""
-        try:
+        with contextlib.suppress(smtplib.SMTPException, OSError):
             self.connection.close()
-        except (smtplib.SMTPException, OSError):
+        if hasattr(self.connection, "connection"):
             self.connection.connection = None
 
 
 # --- webhook ---------------------------------------------------------------------------------
 
-# Cloud metadata endpoints are refused even if an operator allows their network.
-METADATA_ADDRESSES = {
-    ipaddress.ip_address("169.254.169.254"),
-    ipaddress.ip_address("fd00:ec2::254"),
-}
-
-
-def _allowed_networks():
-    return [
-        ipaddress.ip_network(cidr.strip(), strict=False)
-        for cidr in getattr(settings, "NOTIFY_WEBHOOK_ALLOWED_NETWORKS", [])
-        if cidr.strip()
-    ]
-
 
 def check_address(ip):
     """Raise PermanentError when a webhook must not reach ``ip`` (SSRF guard)."""
-    ip = ipaddress.ip_address(ip)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    if ip in METADATA_ADDRESSES:
-        raise PermanentError(f"refused: {ip} is a cloud metadata address")
-    if not ip.is_global or ip.is_multicast or ip.is_reserved:
-        if any(ip in network for network in _allowed_networks()):
-            return
-        raise PermanentError(
-            f"refused: {ip} is not a public address (allow it in NOTIFY_WEBHOOK_ALLOWED_NETWORKS)"
-        )
+    try:
+        netguard.check_address(ip)
+    except netguard.RefusedTarget as exc:
+        raise PermanentError(str(exc)) from exc
 
 
 def resolve_target(url):
     """(scheme, host, port, path, ip) for ``url``, the address checked by the SSRF guard. The
     request then goes to that very address, so a DNS answer cannot change between check and
     connect (rebinding)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PermanentError(f"not an http(s) URL: {url}")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise TransientError(f"cannot resolve {parts.hostname}: {exc}") from exc
-    addresses = [info[4][0] for info in infos]
-    for address in addresses:  # every answer must be acceptable, not just the first
-        check_address(address)
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    return parts.scheme, parts.hostname, port, path, addresses[0]
+        scheme, host, port, path = netguard.split_url(url)
+        addresses = netguard.resolve_checked(host, port)
+    except netguard.UnresolvableTarget as exc:
+        raise ChannelDown(str(exc)) from exc
+    except netguard.RefusedTarget as exc:
+        raise PermanentError(str(exc)) from exc
+    return scheme, host, port, path, addresses[0]
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
@@ -259,7 +409,7 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
         self._ip = ip
 
     def connect(self):
-        self.sock = socket.create_connection((self._ip, self.port), self.timeout)
+        self.sock = _watched(socket.create_connection((self._ip, self.port), self.timeout))
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
@@ -268,7 +418,7 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self._ip = ip
 
     def connect(self):
-        sock = socket.create_connection((self._ip, self.port), self.timeout)
+        sock = _watched(socket.create_connection((self._ip, self.port), self.timeout))
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
@@ -287,51 +437,83 @@ def webhook_body(event):
 
 
 class WebhookChannel(BaseChannel):
-    """A JSON POST signed per subscription following Standard Webhooks."""
+    """A JSON POST signed with its endpoint's secret following Standard Webhooks, within a
+    total deadline of ``NOTIFY_WEBHOOK_TIMEOUT`` seconds."""
 
     name = "webhook"
 
     def __init__(self):
         self._bodies = {}
+        self._secrets = {}
+
+    def circuit_key(self, notification):
+        try:
+            _scheme, host, port, _path = netguard.split_url(notification.address)
+        except netguard.RefusedTarget:
+            return f"webhook:{notification.address}"
+        return f"webhook:{host}:{port}"
+
+    def send_timeout(self):
+        return float(getattr(settings, "NOTIFY_WEBHOOK_TIMEOUT", 10.0))
+
+    def _secret(self, notification):
+        """The endpoint's secret: one per URL, whichever subscription or incident led here."""
+        from services.models import Subscription
+
+        url = notification.address
+        if url not in self._secrets:
+            self._secrets[url] = Subscription.endpoint_secret(url)
+        return self._secrets[url]
 
     def send(self, notification):
         subscription = notification.subscription
-        if subscription is None or not subscription.webhook_secret:
+        secret = self._secret(notification) if subscription is not None else ""
+        if not secret:
             raise PermanentError("no webhook subscription or signing secret")
         event = notification.event
         if event.pk not in self._bodies:
             self._bodies[event.pk] = webhook_body(event)
         body = self._bodies[event.pk]
         msg_id = notification.webhook_id
-        now = timezone.now()
-        signature = Webhook(subscription.webhook_secret).sign(msg_id, now, body)
-        scheme, host, port, path, ip = resolve_target(notification.address)
-        timeout = getattr(settings, "NOTIFY_WEBHOOK_TIMEOUT", 10.0)
-        conn_class = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
-        conn = conn_class(host, port, ip, timeout)
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "itsm-webhooks/1",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": signature,
-        }
-        try:
-            conn.request("POST", path, body=body.encode(), headers=headers)
-            response = conn.getresponse()
-            status = response.status
-            detail = response.read(500).decode(errors="replace")
-        except (TimeoutError, OSError, http.client.HTTPException) as exc:
-            raise TransientError(f"POST {notification.address}: {exc!r}") from exc
-        finally:
-            conn.close()
+        timeout = self.send_timeout()
+        with SendDeadline(timeout) as deadline:
+            scheme, host, port, path, ip = resolve_target(notification.address)
+            now = timezone.now()
+            signature = Webhook(secret).sign(msg_id, now, body)
+            conn_class = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
+            conn = conn_class(host, port, ip, deadline.remaining())
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": "itsm-webhooks/1",
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(int(now.timestamp())),
+                "webhook-signature": signature,
+            }
+            try:
+                conn.request("POST", path, body=body.encode(), headers=headers)
+                response = conn.getresponse()
+                status = response.status
+                detail = response.read(500).decode(errors="replace")
+            except (ConnectionRefusedError, socket.gaierror) as exc:
+                raise ChannelDown(f"POST {notification.address}: {exc!r}") from exc
+            except (OSError, http.client.HTTPException) as exc:
+                if conn.sock is None:  # never connected: the endpoint is down or unreachable
+                    raise ChannelDown(f"POST {notification.address}: {exc!r}") from exc
+                if deadline.expired:
+                    error = f"POST {notification.address}: no full answer within {timeout:g} s"
+                    raise TransientError(error) from exc
+                raise TransientError(f"POST {notification.address}: {exc!r}") from exc
+            finally:
+                conn.close()
         if 200 <= status < 300:
             return
         error = f"HTTP {status} from {notification.address}: {detail[:200]}"
         if status in (408, 429) or status >= 500:
             raise TransientError(error)
-        # 3xx (redirects are not followed: they could point anywhere) and other 4xx.
-        raise PermanentError(error)
+        if status in (404, 410) or status < 400:
+            # Gone, or a redirect (not followed: it could point anywhere).
+            raise PermanentError(error)
+        raise ClientError(error)
 
 
 CHANNELS = {cls.name: cls for cls in (EmailChannel, WebhookChannel)}

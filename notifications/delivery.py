@@ -7,6 +7,15 @@ lease (and whose rows the sweep handed to another) changes nothing. A worker kil
 leaves rows in ``sending``; the sweep puts them back once the lease has expired. Each row is
 marked sent right after its own send, so a killed worker resends at most the message it had in
 flight (with the same Message-ID / webhook-id, for the receiver to drop).
+
+A row is sent only while its claim is valid: before each send the worker checks that the lease
+outlasts the send's total deadline and extends it (for the rows it still holds) when it does
+not, so a slow batch is never handed to a second worker while the first is still sending.
+
+Failures: a permanent one fails the row; a message-level transient one retries it with capped
+exponential backoff until the retry window ends; an outage of the channel itself (the relay or
+a webhook endpoint is down) opens a circuit (``ChannelCircuit``): the row and every other row
+for that target wait for it without using up an attempt, and one worker probes it when due.
 """
 
 import contextlib
@@ -15,22 +24,35 @@ import logging
 import random
 import time
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from notifications.channels import PermanentError, TransientError, get_channel
-from notifications.models import Notification, NotificationEvent, NotificationStatus
-from services.models import Contact
+from notifications.channels import (
+    ChannelDown,
+    ClientError,
+    PermanentError,
+    TransientError,
+    get_channel,
+)
+from notifications.models import (
+    ChannelCircuit,
+    Notification,
+    NotificationEvent,
+    NotificationStatus,
+)
+from services.models import Channel, Contact, Subscription
 
 logger = logging.getLogger(__name__)
 
 # A delivery task stops claiming after this long and re-dispatches itself, well inside its
 # Celery time limit.
 TIME_BUDGET_SECONDS = 120
-MAX_BACKOFF_SECONDS = 6 * 3600
+# A send starts only when the lease outlasts its deadline by this much (clock reads, the mark).
+LEASE_MARGIN_SECONDS = 2.0
 
 
 def _setting(name, default):
@@ -72,16 +94,20 @@ def dispatch_expansion(event_id):
 
 
 def backoff_seconds(attempts):
-    """Delay before try ``attempts + 1``: the base doubled per try, with jitter (half fixed,
-    half random) so rows failing together do not retry together."""
-    delay = min(
-        _setting("NOTIFY_BACKOFF_BASE", 30.0) * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS
-    )
+    """Delay before try ``attempts + 1``: the base doubled per try up to ``NOTIFY_BACKOFF_MAX``,
+    with jitter (half fixed, half random) so rows failing together do not retry together."""
+    base = _setting("NOTIFY_BACKOFF_BASE", 30.0)
+    cap = _setting("NOTIFY_BACKOFF_MAX", 3600.0)
+    delay = min(base * 2 ** min(max(attempts - 1, 0), 40), cap)
     return delay / 2 + random.uniform(0, delay / 2)
 
 
+def _retry_window():
+    return dt.timedelta(hours=_setting("NOTIFY_RETRY_HOURS", 48.0))
+
+
 _CLAIM_SQL = """
-UPDATE {table} SET status = 'sending', lease_expires_at = %s, attempts = attempts + 1
+UPDATE {table} SET status = 'sending', lease_expires_at = %s
 WHERE id IN (
     SELECT id FROM {table}
     WHERE event_id = %s AND status = 'pending' AND next_attempt_at <= %s
@@ -113,18 +139,47 @@ def _claimed(ids, lease):
     )
 
 
-def _cancel_unwanted(ids, lease):
-    """Cancel claimed rows whose recipient must not hear from us any more: a contact who
-    unsubscribed or was deactivated, a deactivated subscription or staff user."""
+def _unwanted(event):
+    """Rows whose recipient must not hear from us any more: a contact who unsubscribed or was
+    deactivated, whose organisation was deactivated, or who is no longer subscribed to
+    anything this event is about; a deactivated subscription (or its owner); a staff user
+    deactivated. Checked at send time, so it covers rows queued before the change."""
     contact_gone = ~Exists(Contact.objects.filter(pk=OuterRef("contact_id")))
     unwanted = (
         Q(contact__isnull=False, contact__is_active=False)
+        | Q(contact__isnull=False, contact__organization__is_active=False)
         | (Q(contact_id__isnull=False) & contact_gone)  # deleted without the ORM's cascade
         | Q(channel="email", contact__email_opt_out__isnull=False)
         | Q(subscription__isnull=False, subscription__is_active=False)
+        | Q(subscription__organization__is_active=False)
         | Q(user__isnull=False, user__is_active=False)
     )
-    doomed = list(_claimed(ids, lease).filter(unwanted).values_list("pk", flat=True))
+    services = [int(pk) for pk in (event.audience or {}).get("services", [])]
+    organization = (event.audience or {}).get("organization")
+    if services or organization:
+        # A customer email goes to a contact still subscribed (itself or through its
+        # organisation) to a service this event is about, or in the reporting organisation.
+        still_subscribed = Exists(
+            Subscription.objects.filter(
+                Q(contact_id=OuterRef("contact_id"))
+                | Q(organization_id=OuterRef("contact__organization_id")),
+                is_active=True,
+                channel=Channel.EMAIL,
+                service_id__in=services,
+            )
+        )
+        reporting = Q(contact__organization_id=organization) if organization else Q(pk__in=[])
+        unwanted |= (
+            Q(channel="email", subscription__isnull=True, contact__isnull=False)
+            & ~reporting
+            & ~Q(still_subscribed)
+        )
+    return unwanted
+
+
+def _cancel_unwanted(event, ids, lease):
+    """Cancel claimed rows whose recipient must not hear from us any more (see ``_unwanted``)."""
+    doomed = list(_claimed(ids, lease).filter(_unwanted(event)).values_list("pk", flat=True))
     if doomed:
         _claimed(doomed, lease).update(
             status=NotificationStatus.CANCELLED,
@@ -132,6 +187,25 @@ def _cancel_unwanted(ids, lease):
             last_error="recipient unsubscribed or inactive",
         )
     return doomed
+
+
+def _new_lease(seconds_needed=0.0):
+    seconds = max(_setting("NOTIFY_LEASE_SECONDS", 120), seconds_needed + LEASE_MARGIN_SECONDS)
+    return timezone.now() + dt.timedelta(seconds=seconds)
+
+
+def extend_lease(ids, lease, seconds_needed=0.0):
+    """Renew the claim on the rows of ``ids`` still held under ``lease``. Returns (the ids still
+    held, the new lease): a row the sweep took back (and maybe another worker claimed) is
+    dropped, never sent."""
+    new_lease = _new_lease(seconds_needed)
+    held = _claimed(ids, lease)
+    with transaction.atomic():
+        kept = list(held.select_for_update().values_list("pk", flat=True))
+        Notification.objects.filter(pk__in=kept, lease_expires_at=lease).update(
+            lease_expires_at=new_lease
+        )
+    return kept, new_lease
 
 
 _MARK_SENT_SQL = """
@@ -169,54 +243,210 @@ def _commits_without_waiting_for_disk():
 
 
 def mark_failed(notification, error, lease, *, permanent):
-    """Retry later with backoff, or give up after the last attempt (or a permanent error)."""
-    max_attempts = _setting("NOTIFY_MAX_ATTEMPTS", 6)
+    """Count a failed try: give up on a permanent error, after the last try a 4xx allows, or
+    once the retry window since the row was queued has passed; otherwise retry with backoff."""
     message = str(error)[:2000] or error.__class__.__name__
-    if permanent or notification.attempts >= max_attempts:
+    attempts = notification.attempts + 1
+    now = timezone.now()
+    limited = isinstance(error, ClientError)
+    if (
+        permanent
+        or (limited and attempts >= _setting("NOTIFY_CLIENT_ERROR_ATTEMPTS", 3))
+        or now >= notification.created_at + _retry_window()
+    ):
         changes = {"status": NotificationStatus.FAILED}
     else:
         changes = {
             "status": NotificationStatus.PENDING,
-            "next_attempt_at": timezone.now()
-            + dt.timedelta(seconds=backoff_seconds(notification.attempts)),
+            "next_attempt_at": now + dt.timedelta(seconds=backoff_seconds(attempts)),
         }
-    _claimed([notification.pk], lease).update(lease_expires_at=None, last_error=message, **changes)
+    _claimed([notification.pk], lease).update(
+        lease_expires_at=None, last_error=message, attempts=attempts, waiting_for="", **changes
+    )
+
+
+def _circuit_delay(failures):
+    return backoff_seconds(failures)
+
+
+def trip_circuit(key, error):
+    """Open (or keep open) the circuit for ``key``; returns when the next probe is due."""
+    now = timezone.now()
+    message = str(error)[:2000]
+    circuit = ChannelCircuit.objects.filter(key=key).first()
+    if circuit is None:
+        retry_at = now + dt.timedelta(seconds=_circuit_delay(1))
+        try:
+            with transaction.atomic():
+                ChannelCircuit.objects.create(
+                    key=key, opened_at=now, retry_at=retry_at, last_error=message
+                )
+            logger.warning("delivery channel %s is down: %s", key, message)
+            return retry_at
+        except IntegrityError:  # another worker opened it at the same moment
+            circuit = ChannelCircuit.objects.get(key=key)
+    retry_at = now + dt.timedelta(seconds=_circuit_delay(circuit.failures + 1))
+    ChannelCircuit.objects.filter(pk=circuit.pk).update(
+        failures=F("failures") + 1, retry_at=retry_at, last_error=message
+    )
+    return retry_at
+
+
+def take_probe(key, probe_seconds):
+    """True when this worker may send one message to the open circuit ``key`` as a probe (its
+    next probe is due and no other worker took it); the probe holds it ``probe_seconds``."""
+    now = timezone.now()
+    return bool(
+        ChannelCircuit.objects.filter(key=key, retry_at__lte=now).update(
+            retry_at=now + dt.timedelta(seconds=probe_seconds + LEASE_MARGIN_SECONDS)
+        )
+    )
+
+
+def close_circuit(key):
+    """The target answers again: delete its circuit and make what waited for it due now."""
+    if ChannelCircuit.objects.filter(key=key).delete()[0]:
+        logger.warning("delivery channel %s is back", key)
+        woken = Notification.objects.filter(
+            status=NotificationStatus.PENDING, waiting_for=key
+        ).update(next_attempt_at=timezone.now(), waiting_for="")
+        return woken
+    return 0
+
+
+def _wait_for_circuit(pks, lease, key, retry_at, reason):
+    """Put claimed rows back to wait for the circuit ``key``, their attempts untouched; rows
+    queued longer ago than the retry window fail instead."""
+    if not pks:
+        return
+    now = timezone.now()
+    held = _claimed(pks, lease)
+    held.filter(created_at__lte=now - _retry_window()).update(
+        status=NotificationStatus.FAILED,
+        lease_expires_at=None,
+        waiting_for="",
+        last_error=f"gave up: {key} down for the whole retry window: {reason}"[:2000],
+    )
+    held.update(
+        status=NotificationStatus.PENDING,
+        lease_expires_at=None,
+        next_attempt_at=retry_at,
+        waiting_for=key,
+        last_error=f"waiting for {key} (down): {reason}"[:2000],
+    )
+
+
+def _release(pks, lease):
+    """Hand claimed rows not tried back to the queue, due now, attempts untouched."""
+    if pks:
+        _claimed(pks, lease).update(status=NotificationStatus.PENDING, lease_expires_at=None)
+
+
+class _Batch:
+    """The claim a worker holds while it sends: the ids still held and the current lease."""
+
+    def __init__(self, ids, lease):
+        self.held = set(ids)
+        self.lease = lease
+        self.done = set()
+
+    def ensure(self, seconds_needed):
+        """Make sure the lease outlasts a send of ``seconds_needed``; returns the ids still
+        held (a row lost to the sweep is never sent)."""
+        remaining = (self.lease - timezone.now()).total_seconds()
+        if remaining < seconds_needed + LEASE_MARGIN_SECONDS:
+            kept, self.lease = extend_lease(self.held - self.done, self.lease, seconds_needed)
+            self.held = self.done | set(kept)
+        return self.held
+
+    def unsent(self):
+        return list(self.held - self.done)
 
 
 def send_claimed(ids, lease):
     """Send claimed rows (outside any transaction) and mark each one right after its send.
-    Returns how many were sent. The channel (one SMTP connection) stays open for the batch."""
-    _cancel_unwanted(ids, lease)
-    rows = list(
-        _claimed(ids, lease).select_related("event", "subscription").order_by("channel", "id")
-    )
-    sent_total = 0
+    Returns how many were sent. The channel (one SMTP connection) stays open for the batch.
+    Webhooks go first: a handful of quick POSTs must not wait behind a slow mail relay."""
+    if not ids:
+        return 0
+    event = NotificationEvent.objects.filter(
+        pk__in=Notification.objects.filter(pk=ids[0]).values("event_id")
+    ).first()
+    if event is not None:
+        _cancel_unwanted(event, ids, lease)
+    rows = list(_claimed(ids, lease).select_related("event", "subscription").order_by("id"))
+    batch = _Batch([row.pk for row in rows], lease)
     by_channel = {}
-    for row in rows:
+    for row in sorted(rows, key=lambda r: (r.channel != Channel.WEBHOOK, r.channel, r.pk)):
         by_channel.setdefault(row.channel, []).append(row)
-    for name, group in by_channel.items():
-        try:
-            channel = get_channel(name)
-        except PermanentError as exc:
-            for row in group:
-                mark_failed(row, exc, lease, permanent=True)
-            continue
-        with channel, _commits_without_waiting_for_disk():
-            for row in group:
-                try:
-                    channel.send(row)
-                except PermanentError as exc:
-                    mark_failed(row, exc, lease, permanent=True)
-                except TransientError as exc:
-                    mark_failed(row, exc, lease, permanent=False)
-                except Exception as exc:  # a bug must not leave the row stuck in 'sending'
-                    logger.exception("sending notification %s failed", row.pk)
-                    mark_failed(row, repr(exc), lease, permanent=False)
-                else:
-                    # At once: a worker killed after this send resends only the message in flight.
-                    mark_sent([row.pk], lease)
-                    sent_total += 1
+    circuits = {c.key: c for c in ChannelCircuit.objects.all()}
+    sent_total = 0
+    try:
+        for name, group in by_channel.items():
+            sent_total += _send_group(name, group, batch, circuits)
+    except SoftTimeLimitExceeded:
+        # The task is out of time: hand back what was not sent, and let Celery know.
+        _release(batch.unsent(), batch.lease)
+        raise
     return sent_total
+
+
+def _send_group(name, group, batch, circuits):
+    try:
+        channel = get_channel(name)
+    except PermanentError as exc:
+        for row in group:
+            mark_failed(row, exc, batch.lease, permanent=True)
+            batch.done.add(row.pk)
+        return 0
+    sent = 0
+    waiting = {}  # circuit key -> (retry_at, reason, [row ids])
+    timeout = channel.send_timeout()
+    with channel, _commits_without_waiting_for_disk():
+        for row in group:
+            key = channel.circuit_key(row)
+            if key in waiting:
+                waiting[key][2].append(row.pk)
+                batch.done.add(row.pk)
+                continue
+            circuit = circuits.get(key)
+            probing = False
+            if circuit is not None:
+                if circuit.retry_at > timezone.now() or not take_probe(key, timeout):
+                    # Open, and not this worker's turn to probe: wait with the others.
+                    fresh = ChannelCircuit.objects.filter(key=key).first() or circuit
+                    waiting[key] = (fresh.retry_at, fresh.last_error, [row.pk])
+                    batch.done.add(row.pk)
+                    continue
+                probing = True
+            if row.pk not in batch.ensure(timeout):
+                continue  # the lease ran out and the sweep took the row back
+            try:
+                channel.send(row)
+            except PermanentError as exc:
+                mark_failed(row, exc, batch.lease, permanent=True)
+            except ChannelDown as exc:
+                retry_at = trip_circuit(key, exc)
+                circuits[key] = ChannelCircuit(key=key, retry_at=retry_at, last_error=str(exc))
+                waiting[key] = (retry_at, str(exc), [row.pk])
+            except TransientError as exc:
+                mark_failed(row, exc, batch.lease, permanent=False)
+            except SoftTimeLimitExceeded:
+                raise
+            except Exception as exc:  # a bug must not leave the row stuck in 'sending'
+                logger.exception("sending notification %s failed", row.pk)
+                mark_failed(row, repr(exc), batch.lease, permanent=False)
+            else:
+                # At once: a worker killed after this send resends only the message in flight.
+                mark_sent([row.pk], batch.lease)
+                sent += 1
+                if probing:
+                    close_circuit(key)
+                    circuits.pop(key, None)
+            batch.done.add(row.pk)
+    for key, (retry_at, reason, pks) in waiting.items():
+        _wait_for_circuit(pks, batch.lease, key, retry_at, reason)
+    return sent
 
 
 def deliver_event(event_id, *, batch_size=None, time_budget=TIME_BUDGET_SECONDS):
@@ -298,6 +528,7 @@ def retry_notifications(queryset, *, actor):
         attempts=0,
         next_attempt_at=timezone.now(),
         lease_expires_at=None,
+        waiting_for="",
     )
     event_ids = set(
         Notification.objects.filter(pk__in=ids).values_list("event_id", flat=True).distinct()

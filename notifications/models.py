@@ -3,8 +3,11 @@ transaction as the change that caused it. Workers expand a customer event into o
 ``Notification`` row per recipient, chunk by chunk, then claim rows with a lease, send, and mark
 each one sent."""
 
+import uuid
+from urllib.parse import urlsplit
+
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -140,7 +143,10 @@ class Notification(models.Model):
         choices=NotificationStatus.choices,
         default=NotificationStatus.PENDING,
     )
+    # Tries that failed for this message's own reason: a channel outage does not count.
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    # The circuit (see ``ChannelCircuit``) this row waits for while its channel is down.
+    waiting_for = models.CharField(_("waiting for"), max_length=300, blank=True, default="")
     next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
     lease_expires_at = models.DateTimeField(_("lease expires"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
@@ -165,6 +171,11 @@ class Notification(models.Model):
             ),
             models.Index(fields=["event", "status"], name="notification_event_idx"),
             models.Index(
+                fields=["waiting_for"],
+                name="notification_waiting_idx",
+                condition=models.Q(status="pending") & ~models.Q(waiting_for=""),
+            ),
+            models.Index(
                 fields=["user"],
                 name="notification_user_idx",
                 condition=models.Q(user__isnull=False),
@@ -182,8 +193,12 @@ class Notification(models.Model):
     @property
     def message_id(self):
         """Deterministic per notification: a resend carries the same id, so a receiver can
-        drop the duplicate, and no two notifications ever share one."""
-        return f"<itsm.{self.event_id}.{self.pk}@{settings.MESSAGE_ID_DOMAIN}>"
+        drop the duplicate, and no two notifications ever share one, not even across installs
+        or a rebuilt database (the install id is part of it)."""
+        return self.message_id_for(install_id())
+
+    def message_id_for(self, install):
+        return f"<itsm.{self.event_id}.{self.pk}.{install}@{message_id_domain()}>"
 
     @property
     def webhook_id(self):
@@ -209,3 +224,56 @@ class EmailOptOut(models.Model):
 
     def __str__(self):
         return str(self.contact)
+
+
+def message_id_domain():
+    """``MESSAGE_ID_DOMAIN`` when set, else the host of the configured site (``SITE_URL``)."""
+    return getattr(settings, "MESSAGE_ID_DOMAIN", "") or urlsplit(settings.SITE_URL).hostname
+
+
+class Installation(models.Model):
+    """One row: this install's identity, generated once (on first use) and kept in the
+    database, so Message-IDs of two installs, or of a rebuilt database, never collide."""
+
+    install_id = models.CharField(_("install id"), max_length=32, unique=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("installation")
+        verbose_name_plural = _("installation")
+
+    def __str__(self):
+        return self.install_id
+
+
+def install_id():
+    """This install's id, created on first use (two processes racing make one)."""
+    row = Installation.objects.filter(pk=1).first()
+    if row is None:
+        try:
+            with transaction.atomic():
+                row = Installation.objects.create(pk=1, install_id=uuid.uuid4().hex[:16])
+        except IntegrityError:
+            row = Installation.objects.get(pk=1)
+    return row.install_id
+
+
+class ChannelCircuit(models.Model):
+    """An open circuit: a channel target (the SMTP relay, one webhook endpoint) that is down.
+    While it is open its messages wait (``Notification.waiting_for``) without using up their
+    attempts; at ``retry_at`` one worker sends one message as a probe, and a success closes the
+    circuit (deletes this row) and wakes every waiting message."""
+
+    key = models.CharField(_("channel"), max_length=300, unique=True)
+    opened_at = models.DateTimeField(_("down since"), default=timezone.now)
+    failures = models.PositiveIntegerField(_("failed probes"), default=1)
+    retry_at = models.DateTimeField(_("next probe"))
+    last_error = models.TextField(_("last error"), blank=True)
+
+    class Meta:
+        ordering = ["opened_at"]
+        verbose_name = _("channel outage")
+        verbose_name_plural = _("channel outages")
+
+    def __str__(self):
+        return self.key

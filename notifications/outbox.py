@@ -124,7 +124,7 @@ def _tables():
 
 _INSERT_COLUMNS = (
     "event_id, channel, recipient_key, contact_id, subscription_id, address, language, "
-    "status, attempts, next_attempt_at, created_at, last_error"
+    "status, attempts, next_attempt_at, created_at, last_error, waiting_for"
 )
 
 # The next chunk of contacts reached by email, in contact id order after the cursor: subscribed
@@ -156,16 +156,19 @@ SELECT id FROM (
 ORDER BY id LIMIT %s
 """
 
-# One row per contact of a chunk that may hear from us: active, in an active organisation, not
-# opted out. ON CONFLICT DO NOTHING: a re-run or a second expander writes nothing twice.
+# One row per mailbox of a chunk that may hear from us: active, in an active organisation, not
+# opted out. Keyed by the normalised address, so a mailbox that is a contact of two
+# organisations, or appears in two letter cases, gets one message (the lowest contact id's).
+# ON CONFLICT DO NOTHING: a re-run, a second expander or that second contact writes nothing.
 _EMAIL_INSERT_SQL = """
 INSERT INTO {notification} ({columns})
-SELECT %s, 'email', 'contact:' || c.id, c.id, NULL, c.email, c.language,
-       'pending', 0, %s, %s, ''
+SELECT %s, 'email', 'email:' || LOWER(TRIM(c.email)), c.id, NULL, c.email, c.language,
+       'pending', 0, %s, %s, '', ''
 FROM {contact} c
 JOIN {organization} o ON o.id = c.organization_id
 WHERE c.id {in_ids} AND c.is_active AND o.is_active
   AND NOT EXISTS (SELECT 1 FROM {optout} x WHERE x.contact_id = c.id)
+ORDER BY c.id
 ON CONFLICT DO NOTHING
 """
 
@@ -174,7 +177,7 @@ ON CONFLICT DO NOTHING
 _WEBHOOK_SQL = """
 INSERT INTO {notification} ({columns})
 SELECT %s, 'webhook', 'subscription:' || s.id, s.contact_id, s.id, s.webhook_url,
-       COALESCE(c.language, 'en'), 'pending', 0, %s, %s, ''
+       COALESCE(c.language, 'en'), 'pending', 0, %s, %s, '', ''
 FROM {subscription} s
 LEFT JOIN {contact} c ON c.id = s.contact_id
 WHERE s.id IN (

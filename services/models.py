@@ -427,7 +427,20 @@ class Subscription(models.Model):
         return f"{who} → {self.service} ({self.get_channel_display()})"
 
     def save(self, *args, **kwargs):
-        # Each webhook subscription signs with its own Standard Webhooks secret.
+        # A webhook subscription signs with its endpoint's secret: a URL subscribed already
+        # (for another service, by another owner) keeps the secret its receiver holds; a new
+        # URL gets a new Standard Webhooks secret.
+        if self.channel == Channel.WEBHOOK and self.webhook_url:
+            shared = (
+                Subscription.objects.filter(channel=Channel.WEBHOOK, webhook_url=self.webhook_url)
+                .exclude(pk=self.pk)
+                .exclude(webhook_secret="")
+                .order_by("pk")
+                .values_list("pk", "webhook_secret")
+                .first()
+            )
+            if shared and (self.pk is None or shared[0] < self.pk):
+                self.webhook_secret = shared[1]
         if self.channel == Channel.WEBHOOK and not self.webhook_secret:
             import base64
             import secrets
@@ -439,8 +452,30 @@ class Subscription(models.Model):
         # "Contact or organisation, not both" is the check constraint's own message.
         if self.channel == Channel.WEBHOOK and not self.webhook_url:
             raise ValidationError({"webhook_url": _("A webhook subscription needs a URL.")})
+        if self.channel == Channel.WEBHOOK:
+            # The guard the webhook channel applies at send time, applied when it is typed.
+            from itsm.netguard import RefusedTarget, check_url
+
+            try:
+                check_url(self.webhook_url)
+            except RefusedTarget as exc:
+                raise ValidationError({"webhook_url": str(exc)}) from None
         if self.channel == Channel.EMAIL and self.webhook_url:
             raise ValidationError({"webhook_url": _("Only webhook subscriptions have a URL.")})
+
+    @classmethod
+    def endpoint_secret(cls, url):
+        """The signing secret of the endpoint ``url``: one per URL, that of its oldest
+        subscription, whatever service or incident a message is about (a receiver holds one
+        secret)."""
+        return (
+            cls.objects.filter(channel=Channel.WEBHOOK, webhook_url=url)
+            .exclude(webhook_secret="")
+            .order_by("pk")
+            .values_list("webhook_secret", flat=True)
+            .first()
+            or ""
+        )
 
 
 # Names the system's zoneinfo directory holds that are not IANA zones: "localtime" is this

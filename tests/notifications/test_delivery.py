@@ -10,7 +10,7 @@ from kombu.exceptions import OperationalError
 
 from notifications import delivery
 from notifications.channels import PermanentError, check_address
-from notifications.models import EventKind, Notification, NotificationStatus
+from notifications.models import EventKind, Installation, Notification, NotificationStatus
 from notifications.outbox import enqueue_incident_event, expand_event
 from services.models import Channel
 from tests.factories import ContactFactory, ServiceFactory, SubscriptionFactory, UserFactory
@@ -30,20 +30,39 @@ def hook_event(service, url):
     return enqueue_incident_event(incident=incident, kind=EventKind.INCIDENT_PUBLISHED)
 
 
-def test_failing_receiver_is_retried_then_marked_failed(service, receiver, settings, dispatched):
-    settings.NOTIFY_MAX_ATTEMPTS = 3
+def test_a_client_error_is_retried_a_few_times_then_failed(service, receiver, settings, dispatched):
+    settings.NOTIFY_CLIENT_ERROR_ATTEMPTS = 3
     settings.NOTIFY_BACKOFF_BASE = 0  # retry at once, so one delivery run shows every attempt
-    receiver.status = 500
+    receiver.status = 400
     event = hook_event(service, receiver.url())
     deliver_all(event)
 
     row = Notification.objects.get(event=event)
     assert row.status == NotificationStatus.FAILED
     assert row.attempts == 3
-    assert "HTTP 500" in row.last_error
+    assert "HTTP 400" in row.last_error
     assert len(receiver.requests) == 3
     # Every attempt carries the same webhook-id, so a receiver can drop a duplicate.
     assert {headers["webhook-id"] for _p, headers, _b in receiver.requests} == {row.webhook_id}
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 503])
+def test_transient_statuses_are_retried_until_the_retry_window_ends(
+    status, service, receiver, settings, dispatched
+):
+    receiver.status = status
+    event = hook_event(service, receiver.url())
+    deliver_all(event)
+    row = Notification.objects.get(event=event)
+    assert (row.status, row.attempts, len(receiver.requests)) == ("pending", 1, 1)
+    # Retried (not failed) until NOTIFY_RETRY_HOURS after the row was queued.
+    Notification.objects.filter(pk=row.pk).update(
+        next_attempt_at=timezone.now(),
+        created_at=timezone.now() - dt.timedelta(hours=settings.NOTIFY_RETRY_HOURS),
+    )
+    deliver_all(event)
+    row.refresh_from_db()
+    assert row.status == NotificationStatus.FAILED and f"HTTP {status}" in row.last_error
 
 
 def test_a_transient_failure_backs_off(service, receiver, settings, dispatched):
@@ -132,7 +151,9 @@ def test_message_ids_are_unique_and_stable_across_a_resend(smtp, dispatched):
     deliver_all(event)
     first = {rcpts[0]: message["Message-ID"] for rcpts, message in smtp.messages}
     assert len(set(first.values())) == 5
-    assert all(mid.endswith("@itsm.localhost>") for mid in first.values())
+    # Unique to this install (its id is stored in the database) and on the site's domain.
+    install = Installation.objects.get().install_id
+    assert all(mid.endswith(f".{install}@127.0.0.1>") for mid in first.values())
 
     # A resend (say the worker died before marking) carries the same Message-ID.
     Notification.objects.filter(event=event).update(status=NotificationStatus.PENDING)
@@ -244,14 +265,14 @@ def test_a_killed_worker_leaves_only_the_message_in_flight_unmarked(smtp, dispat
     assert len(set(ids)) == 30 and len(ids) == 31  # one resend: the message in flight
 
 
-def test_smtp_down_is_transient(smtp, settings, dispatched):
+def test_smtp_down_waits_for_the_relay_without_using_attempts(smtp, settings, dispatched):
     SubscriptionFactory(service=(service := ServiceFactory()))
     settings.EMAIL_PORT = 1  # nothing listens there
     event = enqueue_incident_event(incident=make_incident(service), kind=EventKind.INCIDENT_UPDATED)
     deliver_all(event)
     row = Notification.objects.get(event=event)
-    assert row.status == NotificationStatus.PENDING and row.attempts == 1
-    assert "SMTP" in row.last_error
+    assert row.status == NotificationStatus.PENDING and row.attempts == 0
+    assert row.waiting_for == "email" and "SMTP" in row.last_error
 
 
 def test_sweep_reclaims_expired_leases_and_dispatches(service, dispatched):
