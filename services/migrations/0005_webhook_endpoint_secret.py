@@ -24,6 +24,6 @@ def share_secrets(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("services", "0003_calendar_updated_at")]
+    dependencies = [("services", "0004_history")]
 
     operations = [migrations.RunPython(share_secrets, migrations.RunPython.noop)]
