@@ -346,7 +346,7 @@ class EmailChannel(BaseChannel):
                 raise TransientError(error) from exc
             except (smtplib.SMTPException, OSError) as exc:
                 self._reset()
-                if deadline.expired:
+                if deadline.expired or "timed out" in str(exc):
                     raise ChannelDown(
                         f"SMTP: no answer within {deadline.seconds:g} s (EMAIL_TIMEOUT)"
                     ) from exc

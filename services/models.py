@@ -454,10 +454,14 @@ class Subscription(models.Model):
             raise ValidationError({"webhook_url": _("A webhook subscription needs a URL.")})
         if self.channel == Channel.WEBHOOK:
             # The guard the webhook channel applies at send time, applied when it is typed.
-            from itsm.netguard import RefusedTarget, check_url
+            # A name that does not resolve (yet) passes: its DNS may be set up later, and the
+            # send-time guard checks every address it resolves to then.
+            from itsm.netguard import RefusedTarget, UnresolvableTarget, check_url
 
             try:
                 check_url(self.webhook_url)
+            except UnresolvableTarget:
+                pass
             except RefusedTarget as exc:
                 raise ValidationError({"webhook_url": str(exc)}) from None
         if self.channel == Channel.EMAIL and self.webhook_url:
