@@ -13,7 +13,13 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from notifications.delivery import retry_notifications
-from notifications.models import EmailOptOut, Notification, NotificationEvent, NotificationStatus
+from notifications.models import (
+    ChannelCircuit,
+    EmailOptOut,
+    Notification,
+    NotificationEvent,
+    NotificationStatus,
+)
 from services.models import Language
 
 
@@ -106,6 +112,27 @@ class PreviewForm(forms.Form):
     body = forms.CharField(label=_("message"), widget=forms.Textarea)
 
 
+class WaitingFilter(admin.SimpleListFilter):
+    """What waits, and why: for a channel that is down, or for a retry after its own error."""
+
+    title = _("waiting")
+    parameter_name = "waiting"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("channel", _("for a channel that is down")),
+            ("retry", _("for a retry after an error")),
+        ]
+
+    def queryset(self, request, queryset):
+        pending = queryset.filter(status=NotificationStatus.PENDING)
+        if self.value() == "channel":
+            return pending.exclude(waiting_for="")
+        if self.value() == "retry":
+            return pending.filter(waiting_for="").exclude(last_error="")
+        return queryset
+
+
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
     list_display = [
@@ -116,10 +143,12 @@ class NotificationAdmin(admin.ModelAdmin):
         "language",
         "status",
         "attempts",
+        "next_attempt_at",
+        "waiting_for",
         "sent_at",
         "short_error",
     ]
-    list_filter = ["status", "channel", "event__kind"]
+    list_filter = ["status", WaitingFilter, "channel", "event__kind"]
     search_fields = ["=address", "recipient_key"]
     list_select_related = ["event"]
     raw_id_fields = ["event", "contact", "user", "subscription"]
@@ -135,6 +164,7 @@ class NotificationAdmin(admin.ModelAdmin):
         "status",
         "attempts",
         "next_attempt_at",
+        "waiting_for",
         "lease_expires_at",
         "created_at",
         "sent_at",
@@ -217,3 +247,18 @@ class EmailOptOutAdmin(admin.ModelAdmin):
     search_fields = ["contact__email"]
     raw_id_fields = ["contact"]
     list_select_related = ["contact"]
+
+
+@admin.register(ChannelCircuit)
+class ChannelCircuitAdmin(admin.ModelAdmin):
+    """Channels that are down: since when, the next probe, the last error. Read-only; a
+    successful probe closes (deletes) the row."""
+
+    list_display = ["key", "opened_at", "failures", "retry_at", "last_error"]
+    readonly_fields = list_display
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -478,3 +478,15 @@ def test_a_row_taken_back_by_the_sweep_is_not_sent(service, receiver, dispatched
     assert new_ids == ids
     delivery.send_claimed(ids, lease)
     assert receiver.requests == []
+
+
+def test_staff_see_what_waits_and_why(admin_client, settings, dispatched):
+    service = ServiceFactory()
+    SubscriptionFactory(service=service)
+    _use_smtp(settings, free_port())  # the relay is down
+    deliver_all(publish(service))
+    page = admin_client.get("/admin/notifications/notification/?waiting=channel")
+    text = page.content.decode()
+    assert page.status_code == 200 and "waiting for email (down)" in text
+    outages = admin_client.get("/admin/notifications/channelcircuit/")
+    assert outages.status_code == 200 and "Connection refused" in outages.content.decode()
