@@ -347,7 +347,7 @@ def test_the_migration_gives_each_endpoint_its_oldest_secret(receiver):
 
     from django.apps import apps
 
-    migration = import_module("services.migrations.0005_webhook_endpoint_secret")
+    migration = import_module("services.migrations.0006_webhook_endpoint_secret")
     a, b = ServiceFactory(), ServiceFactory()
     rows = Subscription.objects.bulk_create(
         Subscription(

@@ -24,6 +24,6 @@ def share_secrets(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("services", "0004_history")]
+    dependencies = [("services", "0005_sla_inputs")]
 
     operations = [migrations.RunPython(share_secrets, migrations.RunPython.noop)]
