@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 from django.utils.translation import gettext_lazy as _
 
@@ -30,8 +31,48 @@ class ServiceGroupAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
+class DependencyFormSet(BaseInlineFormSet):
+    """The dependency inline: its additions are checked by ``workflow.check_dependency``, whose
+    locks last until the admin's transaction (the whole request) commits, and it saves through
+    ``workflow.edit_dependencies``. Two agents editing at once can no longer make a cycle."""
+
+    def clean(self):
+        super().clean()
+        if self.instance.pk is None:
+            return  # a new service: nothing depends on it yet, so no cycle through it
+        for form in self._additions():
+            try:
+                workflow.check_dependency(
+                    service=self.instance, depends_on=form.cleaned_data["depends_on"]
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+
+    def save(self, commit=True):
+        super().save(commit=False)  # the admin's history message reads what this records
+        deleted = set(self.deleted_forms)
+        remove = [f.initial["depends_on"] for f in self.initial_forms if f in deleted]
+        remove += [f.initial["depends_on"] for f in self._additions() if f in self.initial_forms]
+        add = [f.cleaned_data["depends_on"] for f in self._additions()]
+        workflow.edit_dependencies(service=self.instance, add=add, remove=remove)
+        return []
+
+    def _additions(self):
+        """The valid forms that add an edge: new rows, and rows whose target was changed."""
+        deleted = set(self.deleted_forms) if self.can_delete else set()
+        return [
+            form
+            for form in self.forms
+            if form not in deleted
+            and not form.errors
+            and "depends_on" in form.changed_data
+            and form.cleaned_data.get("depends_on")
+        ]
+
+
 class DependencyInline(admin.TabularInline):
     model = ServiceDependency
+    formset = DependencyFormSet
     fk_name = "service"
     extra = 0
     autocomplete_fields = ["depends_on"]

@@ -25,7 +25,6 @@ from services.models import (
     MaintenanceWindow,
     Organization,
     Service,
-    ServiceDependency,
     ServiceGroup,
     ServiceImpact,
     ServiceStatus,
@@ -34,7 +33,7 @@ from services.models import (
     Subscription,
     Team,
 )
-from services.workflow import rebuild_status_history
+from services.workflow import edit_dependencies, rebuild_status_history
 
 
 @dataclass
@@ -365,10 +364,10 @@ def _load_services(catalog):
 
 def _load_dependencies(catalog):
     for slug, needs in DEPENDENCIES.items():
-        for other in needs:
-            ServiceDependency.objects.get_or_create(
-                service=catalog.services[slug], depends_on=catalog.services[other]
-            )
+        # Through the workflow, as the admin does: an existing edge is kept, a cycle refused.
+        edit_dependencies(
+            service=catalog.services[slug], add=[catalog.services[other] for other in needs]
+        )
 
 
 def _load_customers(catalog):

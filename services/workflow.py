@@ -1,10 +1,12 @@
 """Writes to the catalog that carry a rule: service status and maintenance transitions."""
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Case, OuterRef, Subquery, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from services.graph import dependency_ids
 from services.history import Impact, Interval, status_intervals, worst_impact
 from services.models import (
     IMPACT_CAUSES,
@@ -12,6 +14,7 @@ from services.models import (
     MaintenanceStatus,
     MaintenanceWindow,
     Service,
+    ServiceDependency,
     ServiceImpact,
     ServiceStatus,
     ServiceStatusInterval,
@@ -20,6 +23,71 @@ from services.models import (
 
 class CatalogError(Exception):
     """A change the catalog refuses; the message is for a person."""
+
+
+def check_dependency(*, service, depends_on):
+    """Refuse ``service`` depending on ``depends_on`` if that would close a cycle (a
+    ``ValidationError`` on ``depends_on``), and hold what the answer rests on until the caller's
+    transaction ends. Must run inside ``transaction.atomic()``.
+
+    A cycle through the new edge needs a path from ``depends_on`` back to ``service``. So this
+    locks ``service`` and everything ``depends_on`` needs (transitively), in id order, then looks
+    again until the set it holds no longer grows. A concurrent edit whose edge could complete
+    such a path has its own ``service`` among the rows held here (or holds ours), so one of the
+    two waits for the other to commit and then sees its edge: two edits can no longer each pass
+    their check and together make a cycle.
+    """
+    if service.pk == depends_on.pk:
+        raise ValidationError({"depends_on": _("A service cannot depend on itself.")})
+    held = set()
+    while True:
+        needed = dependency_ids([depends_on.pk])
+        if service.pk in needed:
+            raise ValidationError(
+                {
+                    "depends_on": _(
+                        "%(target)s already depends on %(service)s, directly or through "
+                        "other services; this dependency would make a cycle."
+                    )
+                    % {"target": depends_on, "service": service}
+                }
+            )
+        missing = ({service.pk} | needed) - held
+        if not missing:
+            return
+        # Evaluated here: the lock is taken by running the query.
+        list(
+            Service.objects.select_for_update()
+            .filter(pk__in=missing)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        held |= missing
+
+
+def edit_dependencies(*, service, add=(), remove=()):
+    """``service`` now also depends on the services in ``add`` and no longer on those in
+    ``remove`` (services or ids). Each addition passes :func:`check_dependency` under its locks,
+    in the same transaction as the write. Raises ``ValidationError`` (nothing changed) on a
+    cycle."""
+    with transaction.atomic():
+        removed = {getattr(s, "pk", s) for s in remove} - {s.pk for s in add}
+        if removed:
+            ServiceDependency.objects.filter(service=service, depends_on__in=removed).delete()
+        existing = set(
+            ServiceDependency.objects.filter(service=service).values_list("depends_on", flat=True)
+        )
+        new = sorted({s.pk: s for s in add if s.pk not in existing}.values(), key=lambda s: s.pk)
+        for other in new:
+            check_dependency(service=service, depends_on=other)
+        ServiceDependency.objects.bulk_create(
+            ServiceDependency(service=service, depends_on=other) for other in new
+        )
+
+
+def add_dependency(*, service, depends_on):
+    """``service`` depends on ``depends_on`` from now on (see :func:`edit_dependencies`)."""
+    edit_dependencies(service=service, add=[depends_on])
 
 
 def _cause(cause):

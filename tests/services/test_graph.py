@@ -167,3 +167,90 @@ def test_admin_inline_saves_an_acyclic_dependency(client):
     assert ServiceDependency.objects.filter(
         service=s["checkout"], depends_on=s["payments"]
     ).exists()
+
+
+# --- Concurrent edits: the check and the write hold the rows they depend on ---------------------
+
+
+def test_add_dependency_refuses_a_cycle_with_the_field_message():
+    from services import workflow
+
+    s = services("checkout", "payments")
+    workflow.add_dependency(service=s["checkout"], depends_on=s["payments"])
+    with pytest.raises(ValidationError) as raised:
+        workflow.add_dependency(service=s["payments"], depends_on=s["checkout"])
+    assert "this dependency would make a cycle" in raised.value.message_dict["depends_on"][0]
+    assert ServiceDependency.objects.count() == 1
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("existing", "first", "second"),
+    [
+        # Two agents at once: one says checkout needs payments, the other the reverse.
+        ([], ("checkout", "payments"), ("payments", "checkout")),
+        # Three services: database -> checkout exists; the two new edges close the triangle.
+        ([("database", "checkout")], ("checkout", "payments"), ("payments", "database")),
+    ],
+    ids=["two-services", "three-services"],
+)
+def test_two_concurrent_admin_edits_never_make_a_cycle(
+    existing, first, second, on_postgres, monkeypatch
+):
+    """Each admin request validates (no cycle yet) and then saves; run side by side, each used to
+    pass its check before the other had saved, and both saved. The first request is held
+    between its validation and its save until the second has validated too (or 3 s passed,
+    when the second is rightly waiting for the first's locks)."""
+    import contextlib
+    import threading
+
+    from django.db import connection
+
+    from services.admin import ServiceAdmin
+
+    s = services("checkout", "payments", "database")
+    for a, b in existing:
+        depend(s[a], s[b])
+    root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    validated = threading.Barrier(2, timeout=3)
+    original_save_model = ServiceAdmin.save_model
+
+    def save_model_after_the_other_validated(self, request, obj, form, change):
+        # Broken: the other request is blocked on our locks; go on and commit.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            validated.wait()
+        return original_save_model(self, request, obj, form, change)
+
+    monkeypatch.setattr(ServiceAdmin, "save_model", save_model_after_the_other_validated)
+    responses = {}
+
+    def edit(name, edge):
+        from django.test import Client
+
+        try:
+            client = Client()
+            client.force_login(root)
+            service, needs = s[edge[0]], s[edge[1]]
+            url = reverse("admin:services_service_change", args=[service.pk])
+            responses[name] = client.post(url, _change_form_data(service, [needs.pk]))
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=edit, args=("first", first)),
+        threading.Thread(target=edit, args=("second", second)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    edges = set(ServiceDependency.objects.values_list("service__slug", "depends_on__slug"))
+    # Exactly one of the two new dependencies was saved; the other got the form back.
+    saved = [name for name, edge in (("first", first), ("second", second)) if edge in edges]
+    assert len(saved) == 1, edges
+    refused = "second" if saved == ["first"] else "first"
+    assert responses[saved[0]].status_code == 302
+    assert responses[refused].status_code == 200
+    assert "this dependency would make a cycle" in responses[refused].content.decode()
