@@ -31,8 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
 BIN = Path(sys.executable).parent
 
-BENCH_DB = "itsm_bench"
-TEMPLATE_DB = "itsm_bench_template"
+# Overridable, so two checkouts on one machine can benchmark without dropping each other's data.
+BENCH_DB = os.environ.get("BENCH_DB", "itsm_bench")
+TEMPLATE_DB = f"{BENCH_DB}_template"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/itsm"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
