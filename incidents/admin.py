@@ -37,7 +37,7 @@ from incidents.models import (
     SlaTargetKind,
     parse_reference,
 )
-from services.models import Service
+from services.models import Service, ServiceStatus
 
 # --- counting without COUNT(*) -----------------------------------------------------------------
 
@@ -307,6 +307,14 @@ def describe_change(old, new):
 
 
 def _plain(value):
+    # Typed timeline values: a person, group, service or problem reads as its label, a set of
+    # services as "Payments (major outage), …".
+    if isinstance(value, list):
+        return ", ".join(_plain(v) for v in value) or "—"
+    if isinstance(value, dict) and "label" in value:
+        if value.get("status") in ServiceStatus.values:
+            return f"{value['label']} ({ServiceStatus(value['status']).label.lower()})"
+        return str(value["label"])
     return "—" if value in (None, "") else str(value)
 
 

@@ -31,7 +31,7 @@ from incidents.models import (
 from incidents.priority import priority_from_matrix
 from notifications.models import EventKind as NotificationKind
 from notifications.outbox import enqueue_incident_event, notify_staff
-from services.models import CauseKind, ServiceStatus
+from services.models import CauseKind, Service, ServiceStatus
 from services.workflow import end_impacts, set_impacts
 
 
@@ -153,8 +153,28 @@ def _event(incident, *, actor, kind, at, old=None, new=None, note=""):
     )
 
 
-def _user_label(user):
-    return user.get_username() if user else None
+# Timeline values are typed data, so reviews and metrics can be computed from the timeline
+# alone: a person, group, service or problem is {"id": …, "label": …} (the label as it read at
+# the time), a set of services a list of those with the status caused.
+
+
+def _ref(obj, label=None):
+    if obj is None:
+        return None
+    return {"id": obj.pk, "label": label or str(obj)}
+
+
+def _user_ref(user):
+    return _ref(user, user.get_username()) if user is not None else None
+
+
+def _service_values(statuses, names=None):
+    """[{"id", "label", "status"}] for {service id: status}, by name; ``names`` ({id: name})
+    saves the query."""
+    if names is None:
+        names = dict(Service.objects.filter(pk__in=statuses).values_list("pk", "name"))
+    values = [{"id": pk, "label": names[pk], "status": status} for pk, status in statuses.items()]
+    return sorted(values, key=lambda v: (v["label"], v["id"]))
 
 
 def _save(incident, *, sla=False, repolicy=False, services_changed=False, at=None, met_at=None):
@@ -277,8 +297,8 @@ def create_incident(
             at=now,
             new={
                 "priority": incident.priority,
-                "services": sorted(statuses),
-                "assignee": _user_label(assignee),
+                "services": _service_values(statuses),
+                "assignee": _user_ref(assignee),
             },
         )
         deadlines.recompute(incident)
@@ -328,7 +348,7 @@ def assign(incident, *, actor, assignee=KEEP, group=KEEP, expected_version=None,
 
 
 def _do_assign(incident, *, actor, assignee, group, at):
-    old = {"assignee": _user_label(incident.assignee), "group": _group_label(incident)}
+    old = {"assignee": _user_ref(incident.assignee), "group": _ref(incident.assignment_group)}
     changed = False
     if assignee is not KEEP and getattr(assignee, "pk", None) != incident.assignee_id:
         incident.assignee = assignee
@@ -338,14 +358,10 @@ def _do_assign(incident, *, actor, assignee, group, at):
         changed = True
     if not changed:
         return False
-    new = {"assignee": _user_label(incident.assignee), "group": _group_label(incident)}
+    new = {"assignee": _user_ref(incident.assignee), "group": _ref(incident.assignment_group)}
     _event(incident, actor=actor, kind=EventKind.ASSIGNED, at=at, old=old, new=new)
     _notify_assignment(incident, actor=actor, at=at)
     return True
-
-
-def _group_label(incident):
-    return incident.assignment_group.name if incident.assignment_group_id else None
 
 
 def _notify_assignment(incident, *, actor, at):
@@ -579,7 +595,7 @@ def link_problem(incident, *, actor, problem, expected_version=None, now=None):
         now = _now(now)
         if incident.problem_id == getattr(problem, "pk", None):
             return incident
-        old = incident.problem_id
+        old = _ref(incident.problem)
         incident.problem = problem
         _event(
             incident,
@@ -587,7 +603,7 @@ def link_problem(incident, *, actor, problem, expected_version=None, now=None):
             kind=EventKind.PROBLEM_LINKED,
             at=now,
             old=old,
-            new=getattr(problem, "pk", None),
+            new=_ref(problem),
         )
         return _save(incident)
 
@@ -608,6 +624,7 @@ def _do_set_services(incident, *, actor, statuses, at):
     before = dict(incident.affected.values_list("service_id", "status"))
     if before == statuses:
         return False
+    names = dict(Service.objects.filter(pk__in={*before, *statuses}).values_list("pk", "name"))
     incident.affected.exclude(service_id__in=statuses).delete()
     for pk, status in statuses.items():
         IncidentService.objects.update_or_create(
@@ -618,8 +635,8 @@ def _do_set_services(incident, *, actor, statuses, at):
         actor=actor,
         kind=EventKind.SERVICES_CHANGED,
         at=at,
-        old={str(k): v for k, v in before.items()},
-        new={str(k): v for k, v in statuses.items()},
+        old=_service_values(before, names),
+        new=_service_values(statuses, names),
     )
     return True
 
@@ -719,8 +736,8 @@ def edit(incident, *, actor, expected_version, changes, now=None):
                 actor=actor,
                 kind=EventKind.PROBLEM_LINKED,
                 at=now,
-                old=incident.problem_id,
-                new=getattr(changes["problem"], "pk", None),
+                old=_ref(incident.problem),
+                new=_ref(changes["problem"]),
             )
             incident.problem = changes["problem"]
             changed = True
@@ -735,6 +752,8 @@ def edit(incident, *, actor, expected_version, changes, now=None):
 
 
 def _jsonable(value):
+    if hasattr(value, "get_username"):
+        return _user_ref(value)
     if hasattr(value, "pk"):
-        return str(value)
+        return _ref(value)
     return value

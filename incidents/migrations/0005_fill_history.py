@@ -11,11 +11,19 @@ from services.history import Impact, Interval, status_intervals
 STATE_EVENTS = {"created", "resolved", "reopened", "services_changed"}
 
 
+def _statuses(value):
+    """{service id: status} from a "services changed" value: {"<id>": status} as written before
+    timeline values were typed, or [{"id", "label", "status"}] after."""
+    if isinstance(value, dict):
+        return {int(k): v for k, v in value.items()}
+    return {v["id"]: v["status"] for v in value or ()}
+
+
 def incident_impacts(incident_id, opened_at, events, current):
     """[(service id, Impact)] of one incident from its (kind, at, old, new) events in time order
     and its current {service id: status}."""
-    changes = [e for e in events if e[0] == "services_changed" and isinstance(e[2], dict)]
-    statuses = {int(k): v for k, v in changes[0][2].items()} if changes else dict(current)
+    changes = [e for e in events if e[0] == "services_changed"]
+    statuses = _statuses(changes[0][2]) if changes else dict(current)
     open_since = {}  # service id -> (status, from)
     found = []
 
@@ -38,8 +46,8 @@ def incident_impacts(incident_id, opened_at, events, current):
         elif kind == "resolved":
             is_open = False
             end(list(open_since), at)
-        elif kind == "services_changed" and isinstance(new, dict):
-            statuses = {int(k): v for k, v in new.items()}
+        elif kind == "services_changed":
+            statuses = _statuses(new)
             if is_open:
                 end([pk for pk, (s, _) in open_since.items() if statuses.get(pk) != s], at)
                 start(at)

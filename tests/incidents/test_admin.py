@@ -669,7 +669,11 @@ def test_timeline_changes_read_as_words():
     from incidents.admin import describe_change
 
     assert describe_change({"priority": 3}, {"priority": 1}) == "priority: 3 → 1"
-    assert describe_change(None, {"priority": 2, "services": [4]}) == "priority: 2; services: [4]"
+    payments = {"id": 4, "label": "Payments", "status": "major_outage"}
+    assert describe_change(None, {"priority": 2, "services": [payments]}) == (
+        "priority: 2; services: Payments (major outage)"
+    )
+    assert describe_change(None, {"assignee": {"id": 7, "label": "ana"}}) == "assignee: ana"
     assert (
         describe_change(
             None, {"target": "response", "threshold": 750, "due_at": "2026-11-24T07:22:30+00:00"}

@@ -161,3 +161,82 @@ def test_every_writer_leaves_an_incident_impact(incident, service):
     assert list(
         ServiceImpact.objects.values_list("cause_kind", "cause_id", "service_id", "valid_to")
     ) == [("incident", incident.pk, service.pk, None)]
+
+
+def test_timeline_values_are_typed(incident, agent, teammate, team, service):
+    """Who, which group, which services and which problem, by id and label: a review or a
+    metric reads them from the timeline alone, and the admin still shows words."""
+    from incidents.admin import describe_change
+    from problems.models import Problem
+
+    workflow.assign(incident, actor=agent, assignee=teammate, group=team)
+    other = ServiceFactory(name="Checkout")
+    workflow.set_affected_services(
+        incident,
+        actor=agent,
+        services={service: ServiceStatus.MAJOR_OUTAGE, other: "partial_outage"},
+    )
+    problem = Problem.objects.create(title="Acquirer timeouts")
+    workflow.link_problem(incident, actor=agent, problem=problem)
+    events = {e.kind: e for e in incident.events.all()}
+
+    assert events[EventKind.CREATED].new_value["services"] == [
+        {"id": service.pk, "label": "Payments", "status": "partial_outage"}
+    ]
+    assigned = events[EventKind.ASSIGNED]
+    assert assigned.new_value == {
+        "assignee": {"id": teammate.pk, "label": "teammate"},
+        "group": {"id": team.pk, "label": team.name},
+    }
+    changed = events[EventKind.SERVICES_CHANGED]
+    assert [v["id"] for v in changed.new_value] == [other.pk, service.pk]  # by name
+    assert events[EventKind.PROBLEM_LINKED].new_value == {"id": problem.pk, "label": str(problem)}
+
+    assert describe_change(assigned.old_value, assigned.new_value) == (
+        f"assignee: — → teammate; group: — → {team.name}"
+    )
+    assert describe_change(changed.old_value, changed.new_value) == (
+        "Payments (partial outage) → Checkout (partial outage), Payments (major outage)"
+    )
+
+
+def test_the_migration_types_the_values_of_older_events(incident, agent, teammate, team, service):
+    from problems.models import Problem
+
+    problem = Problem.objects.create(title="Acquirer timeouts")
+    old_style = [
+        ("created", None, {"priority": 1, "services": [service.pk], "assignee": "agent"}),
+        (
+            "assigned",
+            {"assignee": None, "group": None},
+            {"assignee": "teammate", "group": team.name},
+        ),
+        (
+            "services_changed",
+            {str(service.pk): "partial_outage"},
+            {str(service.pk): "major_outage"},
+        ),
+        ("problem_linked", None, problem.pk),
+        ("edited", {"commander": None}, {"commander": "agent"}),
+    ]
+    IncidentEvent.objects.filter(incident=incident).delete()
+    for kind, old, new in old_style:
+        IncidentEvent.objects.create(incident=incident, kind=kind, old_value=old, new_value=new)
+    migration = importlib.import_module("incidents.migrations.0006_typed_timeline_values")
+    migration.forwards(apps, None)
+
+    values = {e.kind: (e.old_value, e.new_value) for e in incident.events.all()}
+    assert values["created"][1]["services"] == [
+        {"id": service.pk, "label": "Payments", "status": "partial_outage"}
+    ]
+    assert values["created"][1]["assignee"] == {"id": agent.pk, "label": "agent"}
+    assert values["assigned"][1] == {
+        "assignee": {"id": teammate.pk, "label": "teammate"},
+        "group": {"id": team.pk, "label": team.name},
+    }
+    assert values["services_changed"] == (
+        [{"id": service.pk, "label": "Payments", "status": "partial_outage"}],
+        [{"id": service.pk, "label": "Payments", "status": "major_outage"}],
+    )
+    assert values["problem_linked"][1] == {"id": problem.pk, "label": str(problem)}
+    assert values["edited"][1] == {"commander": {"id": agent.pk, "label": "agent"}}

@@ -235,7 +235,10 @@ def test_assign_records_old_and_new(incident, agent, teammate, team):
     assert incident.assignee == teammate and incident.assignment_group == team
     event = incident.events.get(kind=EventKind.ASSIGNED)
     assert event.old_value == {"assignee": None, "group": None}
-    assert event.new_value == {"assignee": "teammate", "group": team.name}
+    assert event.new_value == {
+        "assignee": {"id": teammate.pk, "label": "teammate"},
+        "group": {"id": team.pk, "label": team.name},
+    }
     # The new assignee hears of it (an outbox row), the actor does not mail themselves.
     assert NotificationEvent.objects.filter(
         incident=incident, kind=NotificationKind.ASSIGNMENT
