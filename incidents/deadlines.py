@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import CharField, DateTimeField, Value
 from django.utils import timezone
 
 from incidents import sla
-from incidents.models import SlaSignal, SlaTargetKind
+from incidents.models import IncidentPause, SlaSignal, SlaTargetKind
 from services.models import BusinessCalendar, SlaTarget
 from services.selectors import sla_policies_for
 
@@ -117,6 +118,33 @@ def _load_calendar(calendar_row):
 
 def pauses_of(incident):
     return [(p.started_at, p.ended_at) for p in incident.pauses.all()]
+
+
+def clock_inputs(incident):
+    """The incident's pauses [(from, to)] in time order and the (target, threshold) signals
+    already raised, in one query (UNION ALL): every transition that moves the clock needs both."""
+    pauses = (
+        IncidentPause.objects.filter(incident=incident)
+        .annotate(target=Value("", output_field=CharField()), th=Value(0))
+        .values_list("started_at", "ended_at", "target", "th")
+        .order_by()
+    )
+    signals = (
+        SlaSignal.objects.filter(incident=incident)
+        .annotate(
+            start=Value(None, output_field=DateTimeField()),
+            end=Value(None, output_field=DateTimeField()),
+        )
+        .values_list("start", "end", "target", "threshold")
+        .order_by()
+    )
+    found, signalled = [], set()
+    for started_at, ended_at, target, threshold in pauses.union(signals, all=True):
+        if target:
+            signalled.add((target, threshold))
+        else:
+            found.append((started_at, ended_at))
+    return sorted(found, key=lambda p: p[0]), signalled
 
 
 # --- contributors -------------------------------------------------------------------------------
@@ -238,7 +266,7 @@ def recompute(incident, *, reuse_policy=False):
         candidates = contributors(incident)
         explain["candidates"] = [c for c, _calendar in candidates]
 
-    pauses = pauses_of(incident)
+    pauses, signalled = clock_inputs(incident)
     for kind in TARGETS:
         due_field, target_field = _due_field(kind), _target_field(kind)
         if _met_at(incident, kind) is not None and getattr(incident, due_field) is not None:
@@ -262,7 +290,6 @@ def recompute(incident, *, reuse_policy=False):
         incident.next_sla_check_at = None
         return incident
     calendars = calendars_by_id(explain[k]["calendar"] for k in TARGETS if k in explain)
-    signalled = set(SlaSignal.objects.filter(incident=incident).values_list("target", "threshold"))
     upcoming = checkpoints(incident, calendars, pauses, signalled)
     incident.next_sla_check_at = min((c.at for c in upcoming), default=None)
     return incident

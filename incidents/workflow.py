@@ -510,7 +510,8 @@ def resolve(incident, *, actor, code, notes, public_message="", expected_version
         incident = _lock(incident, expected_version, "resolve")
         now = _now(now)
         old = incident.state
-        _close_open_pause(incident, now)
+        if old == IncidentState.ON_HOLD:  # only a hold leaves a pause open
+            _close_open_pause(incident, now)
         incident.state = IncidentState.RESOLVED
         incident.resolved_at = now
         # Resolving meets the response target too when nobody acknowledged; it is not an
