@@ -222,7 +222,7 @@ def test_the_migration_types_the_values_of_older_events(incident, agent, teammat
     IncidentEvent.objects.filter(incident=incident).delete()
     for kind, old, new in old_style:
         IncidentEvent.objects.create(incident=incident, kind=kind, old_value=old, new_value=new)
-    migration = importlib.import_module("incidents.migrations.0006_typed_timeline_values")
+    migration = importlib.import_module("incidents.migrations.0007_typed_timeline_values")
     migration.forwards(apps, None)
 
     values = {e.kind: (e.old_value, e.new_value) for e in incident.events.all()}

@@ -116,7 +116,7 @@ def forwards(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
-        ("incidents", "0005_fill_history"),
+        ("incidents", "0006_responded_first_resolved_explain"),
         ("problems", "0001_initial"),
         ("services", "0004_history"),
     ]
