@@ -1,7 +1,10 @@
 """Liveness and readiness probes for load balancers and orchestrators."""
 
+from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+
+from itsm.bounded import BoundedCaller
 
 
 def healthz(request):
@@ -15,13 +18,23 @@ def _database_ok():
         cursor.fetchone()
 
 
-def _broker_ok():
+_probe = BoundedCaller("readyz")
+
+
+def _ping_broker():
     from itsm.celery import app
 
-    # One quick retry, not kombu's default 2 s back-off: a probe must answer within the
-    # load balancer's timeout.
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, interval_start=0.2, interval_max=0.2, timeout=2)
+        # Connecting is not enough: a hung Redis accepts connections and never answers.
+        client = getattr(conn.default_channel, "client", None)
+        if client is not None:
+            client.ping()
+
+
+def _broker_ok():
+    # A probe must answer within the load balancer's timeout, whatever the broker does.
+    _probe.call(_ping_broker, settings.BROKER_PUBLISH_WAIT)
 
 
 def readyz(request):

@@ -117,6 +117,8 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="itsm"),
+            # A hung Redis must not hang the request that reads the cache.
+            "OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1},
         }
     }
 else:
@@ -130,7 +132,14 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesyste
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Longer than any countdown we use, so Redis never re-delivers a task still waiting.
     "visibility_timeout": 3600,
+    # A hung Redis accepts the connection and never answers: without a socket timeout a publish
+    # waits forever. Above kombu's 1 s BRPOP timeout, so an idle worker's wait is not cut short.
+    "socket_timeout": 5,
+    "socket_connect_timeout": 2,
 }
+# How long a request waits for a publish (and /readyz for the broker) before it goes on without
+# it: the outbox row is committed, the sweep dispatches it (itsm/bounded.py).
+BROKER_PUBLISH_WAIT = env.float("BROKER_PUBLISH_WAIT", default=0.25)
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("out", "processed", "control"):
         (_celery_dir / sub).mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from itsm.bounded import BoundedCaller
 from notifications.channels import (
     ChannelDown,
     ClientError,
@@ -59,10 +60,17 @@ def _setting(name, default):
     return getattr(settings, name, default)
 
 
+_publisher = BoundedCaller("publish")
+
+
 def _publish(task, event_id, what):
-    """Publish ``task(event_id)``; False instead of an exception when the broker is down."""
+    """Publish ``task(event_id)``; False instead of an exception when the broker is down, and
+    within ``BROKER_PUBLISH_WAIT`` seconds when it hangs (the caller is often a request)."""
     try:
-        task.delay(event_id)
+        if task.app.conf.task_always_eager:
+            task.delay(event_id)  # runs the task here: no broker to wait for
+        else:
+            _publisher.call(lambda: task.delay(event_id), _setting("BROKER_PUBLISH_WAIT", 0.25))
     except Exception:  # kombu/redis raise many types; the sweep is the safety net
         logger.warning(
             "could not publish %s of event %s; the outbox sweep will", what, event_id, exc_info=True
