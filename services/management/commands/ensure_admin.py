@@ -4,7 +4,9 @@ import os
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
@@ -27,6 +29,14 @@ class Command(BaseCommand):
         generated = not password
         if generated:
             password = secrets.token_urlsafe(12)
+        else:
+            # The same validators (AUTH_PASSWORD_VALIDATORS) as the admin's password forms.
+            try:
+                validate_password(password, User(username=username, email=email))
+            except ValidationError as error:
+                raise CommandError(
+                    "ITSM_ADMIN_PASSWORD is refused: " + " ".join(error.messages)
+                ) from None
         User.objects.create_superuser(username=username, email=email, password=password)
         if generated:
             # Printed whatever the verbosity: this is the only time anyone can see it.
