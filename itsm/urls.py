@@ -1,20 +1,33 @@
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from itsm import health
+
+SWAGGER_CDN = "https://cdn.jsdelivr.net"
 
 admin.site.site_header = _("itsm service desk")
 admin.site.site_title = "itsm"
 admin.site.index_title = _("Service desk")
+
+# Swagger UI's page without its inline script (the split view serves it as a file), and the CDN
+# its bundle and styles come from allowed on that page only.
+api_docs = csp_update(
+    {
+        "script-src": [SWAGGER_CDN],
+        "style-src": [SWAGGER_CDN],
+        "img-src": [SWAGGER_CDN],
+    }
+)(SpectacularSwaggerSplitView.as_view(url_name="schema"))
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", api_docs, name="api-docs"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("statuspage.urls")),
 ]
