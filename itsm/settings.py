@@ -296,8 +296,11 @@ if SECURE_HTTPS:
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    # Preload lists are hard to leave again: only when the operator asks for it.
+    # Preload lists are hard to leave again: only when the operator asks for it. Off is a choice,
+    # so `check --deploy` is not to warn about it (security.W021).
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 # Content-Security-Policy (django-csp) on every response, the admin and the public site alike: no
