@@ -218,3 +218,46 @@ def test_the_demo_history_carries_the_demo_times(db, monkeypatch):
         assert rows[-1][0] == service.status
     hurt = ServiceStatusInterval.objects.exclude(status=OPERATIONAL)
     assert hurt.filter(valid_to__lt=now - dt.timedelta(days=30)).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_racing_incidents_on_one_service_leave_the_worst_status(on_postgres):
+    """Incidents opened and resolved at once on the same service: each writer locks the service
+    before it derives the status, so the last one to commit sees every impact and the status
+    (and the open interval) is the worst open one, never a writer's stale view."""
+    import threading
+
+    from django.db import connections
+
+    agent = UserFactory(username="racer")
+    payments = ServiceFactory(name="Payments", slug="payments")
+    keep = workflow.create_incident(
+        actor=agent, title="Stays open", services={payments: PARTIAL}, now=hours(0)
+    )
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def churn(n):
+        try:
+            barrier.wait()
+            for k in range(3):
+                incident = workflow.create_incident(
+                    actor=agent, title=f"Race {n}.{k}", services={payments: MAJOR}
+                )
+                workflow.resolve(incident, actor=agent, code="fixed", notes="x")
+        except Exception as exc:  # reported below; a thread cannot fail the test itself
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=churn, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    payments.refresh_from_db()
+    assert payments.status == PARTIAL  # only "Stays open" still hurts it
+    current = ServiceStatusInterval.objects.get(service=payments, valid_to__isnull=True)
+    assert (current.status, current.cause_id) == (PARTIAL, keep.pk)
