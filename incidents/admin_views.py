@@ -21,8 +21,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from incidents import workflow
 from incidents.forms import HoldForm, LinkProblemForm, ReopenForm, ResolveForm, UpdateForm
 from incidents.models import Incident, PublicStatus
-from notifications.queries import events_being_expanded, notifications_for_incident
-from notifications.rendering import render_preview
+from incidents.notify import events_being_expanded, notifications_for_incident, render_preview
 
 NOTIFIED_SHOWN = 50
 REFUSALS_SHOWN = 20

@@ -28,8 +28,8 @@ from incidents.models import (
     SlaSignal,
     SlaTargetKind,
 )
+from incidents.notify import notify_staff
 from notifications.models import EventKind as NotificationKind
-from notifications.outbox import notify_staff
 from services.models import Contract, Service, SlaInputChange, SlaPolicy
 
 log = logging.getLogger(__name__)

@@ -28,9 +28,9 @@ from incidents.models import (
     PublicStatus,
     ResolutionCode,
 )
+from incidents.notify import enqueue_incident_event, notify_staff
 from incidents.priority import priority_from_matrix
 from notifications.models import EventKind as NotificationKind
-from notifications.outbox import enqueue_incident_event, notify_staff
 from services.models import CauseKind, Service, ServiceStatus
 from services.workflow import end_impacts, set_impacts
 

@@ -1,13 +1,11 @@
 """The outbox in the admin: events with their counts per status (or "expanding" while workers
-are still writing their rows), notifications with their errors and a retry action, and a preview
-of the email a public update would send."""
+are still writing their rows), and notifications with their errors and a retry action. The
+preview of the email a public update would send is on the incident's own page (incidents know
+their payloads; notifications know no incident)."""
 
-from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -20,7 +18,6 @@ from notifications.models import (
     NotificationEvent,
     NotificationStatus,
 )
-from services.models import Language
 
 
 @admin.register(NotificationEvent)
@@ -29,19 +26,18 @@ class NotificationEventAdmin(admin.ModelAdmin):
         "created_at",
         "kind",
         "key",
-        "incident",
+        "subject_kind",
+        "subject_id",
         "recipients",
         *[f"n_{s}" for s in NotificationStatus.values],
     ]
-    list_filter = ["kind"]
+    list_filter = ["kind", "subject_kind"]
     search_fields = ["key"]
-    list_select_related = ["incident"]
-    raw_id_fields = ["incident", "maintenance"]
     readonly_fields = [
         "kind",
         "key",
-        "incident",
-        "maintenance",
+        "subject_kind",
+        "subject_id",
         "payload",
         "audience",
         "created_at",
@@ -95,21 +91,6 @@ def _count_column(status, label):
 
 for _status, _label in NotificationStatus.choices:
     setattr(NotificationEventAdmin, f"n_{_status}", _count_column(_status, _label))
-
-
-class PreviewForm(forms.Form):
-    incident = forms.IntegerField(label=_("incident id"))
-    public_status = forms.ChoiceField(
-        label=_("public status"),
-        choices=[
-            ("investigating", _("Investigating")),
-            ("identified", _("Identified")),
-            ("monitoring", _("Monitoring")),
-            ("resolved", _("Resolved")),
-        ],
-    )
-    language = forms.ChoiceField(label=_("language"), choices=Language.choices)
-    body = forms.CharField(label=_("message"), widget=forms.Textarea)
 
 
 class WaitingFilter(admin.SimpleListFilter):
@@ -200,45 +181,6 @@ class NotificationAdmin(admin.ModelAdmin):
             % {"count": count},
             messages.SUCCESS if count else messages.WARNING,
         )
-
-    def get_urls(self):
-        urls = [
-            path(
-                "preview/",
-                self.admin_site.admin_view(self.preview_view),
-                name="notifications_notification_preview",
-            )
-        ]
-        return urls + super().get_urls()
-
-    def preview_view(self, request):
-        """The email a public update would send, rendered exactly, nothing written."""
-        from incidents.models import Incident
-        from notifications.rendering import render_preview
-
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        form = PreviewForm(request.POST or request.GET or None)
-        preview = None
-        if form.is_valid():
-            incident = Incident.objects.filter(pk=form.cleaned_data["incident"]).first()
-            if incident is None:
-                form.add_error("incident", _("No such incident."))
-            else:
-                preview = render_preview(
-                    incident,
-                    form.cleaned_data["body"],
-                    form.cleaned_data["public_status"],
-                    form.cleaned_data["language"],
-                )
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": _("Preview a notification"),
-            "form": form,
-            "preview": preview,
-        }
-        return TemplateResponse(request, "notifications/admin/preview.html", context)
 
 
 @admin.register(EmailOptOut)

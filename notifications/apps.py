@@ -5,3 +5,11 @@ from django.utils.translation import gettext_lazy as _
 class NotificationsConfig(AppConfig):
     name = "notifications"
     verbose_name = _("Notifications")
+
+    def ready(self):
+        # The catalog sits below notifications and cannot import the outbox: it announces
+        # maintenance through this port, called inside its own transaction.
+        from notifications.outbox import enqueue_maintenance_event
+        from services import announcements
+
+        announcements.register_outbox(enqueue_maintenance_event)

@@ -25,6 +25,18 @@ class EventKind(models.TextChoices):
     ASSIGNMENT = "assignment", _("Assignment")
 
 
+INCIDENT_KINDS = frozenset(
+    {EventKind.INCIDENT_PUBLISHED, EventKind.INCIDENT_UPDATED, EventKind.INCIDENT_RESOLVED}
+)
+MAINTENANCE_KINDS = frozenset(
+    {
+        EventKind.MAINTENANCE_SCHEDULED,
+        EventKind.MAINTENANCE_STARTED,
+        EventKind.MAINTENANCE_COMPLETED,
+    }
+)
+
+
 class NotificationEvent(models.Model):
     """One thing worth telling people about, and the outbox entry for it. Its ``payload`` holds
     what the templates need, so a fan-out to 100,000 recipients writes small rows and renders
@@ -35,22 +47,11 @@ class NotificationEvent(models.Model):
     kind = models.CharField(_("kind"), max_length=32, choices=EventKind.choices)
     # Unique so that the same happening (a retried request, two racing sweeps) makes one event.
     key = models.CharField(_("key"), max_length=200, unique=True)
-    incident = models.ForeignKey(
-        "incidents.Incident",
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="notification_events",
-        verbose_name=_("incident"),
-    )
-    maintenance = models.ForeignKey(
-        "services.MaintenanceWindow",
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="notification_events",
-        verbose_name=_("maintenance"),
-    )
+    # What the event is about, named generically so that notifications know no other app:
+    # ("incident", 42), ("maintenance", 7), or empty. The app that owns the subject builds the
+    # payload and reads its events back by these two columns (event_subject_idx).
+    subject_kind = models.CharField(_("subject kind"), max_length=32, blank=True, default="")
+    subject_id = models.BigIntegerField(_("subject id"), null=True, blank=True)
     payload = models.JSONField(_("payload"), default=dict)
     # {"services": [ids whose subscribers hear], "organization": reporting organisation id}.
     audience = models.JSONField(_("audience"), default=dict, blank=True)
@@ -74,7 +75,9 @@ class NotificationEvent(models.Model):
                 fields=["expansion_lease_expires_at"],
                 name="event_unexpanded_idx",
                 condition=models.Q(expanded_at__isnull=True),
-            )
+            ),
+            # "What was sent about incident 42", and which of its events are still expanding.
+            models.Index(fields=["subject_kind", "subject_id"], name="event_subject_idx"),
         ]
 
     def __str__(self):

@@ -13,6 +13,10 @@ sending starts while later chunks are still being written. A re-run, a second ex
 outbox sweep finishing the work of a killed worker never writes a row twice.
 
 Staff messages (a handful of addresses) are written inline by ``notify_staff``.
+
+Notifications know no other app's subject: the caller (``incidents.notify``, the catalog's
+maintenance announcements through the port in ``services.announcements``) builds the payload
+and names the event's subject by kind and id.
 """
 
 import datetime as dt
@@ -25,6 +29,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from notifications.models import (
+    INCIDENT_KINDS,
+    MAINTENANCE_KINDS,
     EmailOptOut,
     EventKind,
     Notification,
@@ -32,17 +38,13 @@ from notifications.models import (
     NotificationStatus,
 )
 from services.graph import hurt_service_ids
-from services.models import Channel, Contact, Organization, Subscription
+from services.models import Channel, Contact, MaintenanceStatus, Organization, Subscription
 
-INCIDENT_KINDS = {
-    EventKind.INCIDENT_PUBLISHED,
-    EventKind.INCIDENT_UPDATED,
-    EventKind.INCIDENT_RESOLVED,
-}
-MAINTENANCE_KINDS = {
-    EventKind.MAINTENANCE_SCHEDULED,
-    EventKind.MAINTENANCE_STARTED,
-    EventKind.MAINTENANCE_COMPLETED,
+CUSTOMER_KINDS = INCIDENT_KINDS | MAINTENANCE_KINDS
+_MAINTENANCE_KIND = {
+    MaintenanceStatus.SCHEDULED: EventKind.MAINTENANCE_SCHEDULED,
+    MaintenanceStatus.IN_PROGRESS: EventKind.MAINTENANCE_STARTED,
+    MaintenanceStatus.COMPLETED: EventKind.MAINTENANCE_COMPLETED,
 }
 # Rows per delivery task copy, and the most copies one event gets: a big fan-out is shared by
 # the workers there are instead of waiting for one.
@@ -53,50 +55,6 @@ MAX_TASK_COPIES = 8
 EXPANSION_CHUNK = 5000
 # An expansion stops after this long and re-dispatches itself, well inside its time limit.
 EXPANSION_TIME_BUDGET_SECONDS = 120
-
-
-# --- payloads: computed once per event, all the templates need ------------------------------
-
-
-def incident_url(incident):
-    return f"{settings.SITE_URL}/incidents/{incident.pk}/"
-
-
-def _service_names(services):
-    """Public service names; private ones only when nothing public is affected (their own
-    subscribers must read what is hurt, but public subscribers never see internal names)."""
-    services = list(services)
-    public = [s.name for s in services if s.is_public]
-    return public or [s.name for s in services]
-
-
-def incident_payload(incident, *, kind, body="", public_status=""):
-    return {
-        "incident_id": incident.pk,
-        "reference": incident.reference,
-        "title": incident.title,
-        "public_status": public_status or incident.public_status or "",
-        "body": body,
-        "services": _service_names(incident.services.order_by("display_order", "name")),
-        "url": incident_url(incident),
-        "kind": str(kind),
-        "site_url": settings.SITE_URL,
-    }
-
-
-def maintenance_payload(window, *, kind):
-    return {
-        "maintenance_id": window.pk,
-        "title": window.title,
-        "description": window.public_description,
-        "status": window.status,
-        "scheduled_start": window.scheduled_start.isoformat(),
-        "scheduled_end": window.scheduled_end.isoformat(),
-        "services": _service_names(window.services.order_by("display_order", "name")),
-        "url": f"{settings.SITE_URL}/",
-        "kind": str(kind),
-        "site_url": settings.SITE_URL,
-    }
 
 
 # --- recipients -------------------------------------------------------------------------------
@@ -291,7 +249,7 @@ def expand_event(
             return written
 
 
-def _record_event(*, kind, key, payload, audience=None, incident=None, maintenance=None):
+def _record_event(*, kind, key, payload, audience=None, subject_kind="", subject_id=None):
     """The event, or None when this key was recorded already (a duplicate call). An event with
     nobody to find (staff messages, whose rows are written inline, or an empty audience) is
     expanded from the start."""
@@ -301,8 +259,8 @@ def _record_event(*, kind, key, payload, audience=None, incident=None, maintenan
         "kind": kind,
         "payload": payload,
         "audience": audience,
-        "incident": incident,
-        "maintenance": maintenance,
+        "subject_kind": subject_kind,
+        "subject_id": subject_id,
         "created_at": now,
     }
     if audience.get("services") or audience.get("organization"):
@@ -313,19 +271,6 @@ def _record_event(*, kind, key, payload, audience=None, incident=None, maintenan
         defaults["expanded_at"] = now
     event, created = NotificationEvent.objects.get_or_create(key=key, defaults=defaults)
     return event if created else None
-
-
-def _record_customer_event(*, kind, key, payload, services, organization_id=None, **owner):
-    """Record a customer event with the audience its expansion needs; expansion starts on
-    commit. One recursive query for the dependency closure, however many subscribers."""
-    audience = {
-        "services": sorted(notified_service_ids(services)),
-        "organization": organization_id,
-    }
-    event = _record_event(kind=kind, key=key, payload=payload, audience=audience, **owner)
-    if event is not None and event.expanded_at is None:
-        _expand_on_commit(event)
-    return event
 
 
 def _expand_on_commit(event):
@@ -346,42 +291,50 @@ def _deliver_on_commit(event, rows):
 # --- the API the workflows call ---------------------------------------------------------------
 
 
-def enqueue_incident_event(*, incident, kind, update=None):
-    """Queue the customer notifications for a public incident change.
+def enqueue_customer_event(
+    *, kind, key, payload, services, organization_id=None, subject_kind="", subject_id=None
+):
+    """Queue the customer notifications for a public change (an incident published, updated or
+    resolved, a maintenance scheduled, started or completed): the subscribers of ``services`` and
+    of everything depending on them, and the contacts of ``organization_id`` (the reporting
+    organisation), if any. ``payload`` is all the templates need; ``key`` names the happening.
 
-    Call inside the transaction that makes the change. ``update`` is the public
-    ``IncidentUpdate`` that caused it, if any. Returns the new event, or None when this event
-    (same incident, kind and update) was queued already. Writes the event only, in a constant
-    number of queries; its rows are written by ``expand_event``, started on commit."""
-    if kind not in INCIDENT_KINDS:
-        raise ValueError(f"not an incident event kind: {kind}")
-    key = f"incident:{incident.pk}:{kind}:{update.pk if update else ''}"
-    services = list(incident.services.all())
-    payload = incident_payload(
-        incident,
-        kind=kind,
-        body=update.body if update else "",
-        public_status=(update.public_status if update else "") or incident.public_status,
-    )
-    return _record_customer_event(
+    Call inside the transaction that makes the change: the event row commits with it. Returns
+    the new event, or None when ``key`` was queued already. Writes the event only, in a constant
+    number of queries (one recursive query for the dependency closure, however many
+    subscribers); its rows are written by ``expand_event``, started on commit."""
+    if kind not in CUSTOMER_KINDS:
+        raise ValueError(f"not a customer event kind: {kind}")
+    audience = {
+        "services": sorted(notified_service_ids(services)),
+        "organization": organization_id,
+    }
+    event = _record_event(
         kind=kind,
         key=key,
         payload=payload,
-        services=services,
-        organization_id=incident.organization_id,
-        incident=incident,
+        audience=audience,
+        subject_kind=subject_kind,
+        subject_id=subject_id,
     )
+    if event is not None and event.expanded_at is None:
+        _expand_on_commit(event)
+    return event
 
 
-def enqueue_maintenance_event(*, window, kind):
-    """Queue the customer notifications for a maintenance window being scheduled, started or
-    completed: the subscribers of its services and of everything depending on them."""
-    if kind not in MAINTENANCE_KINDS:
-        raise ValueError(f"not a maintenance event kind: {kind}")
-    key = f"maintenance:{window.pk}:{kind}"
-    payload = maintenance_payload(window, kind=kind)
-    return _record_customer_event(
-        kind=kind, key=key, payload=payload, services=window.services.all(), maintenance=window
+def enqueue_maintenance_event(*, window, status, payload):
+    """The catalog's outbox port (``services.announcements``, registered by
+    ``NotificationsConfig.ready()``): queue the customer notifications for ``window`` having
+    become ``status``, with the ``payload`` the catalog built. Runs in the caller's
+    transaction; None when this announcement was queued already."""
+    kind = _MAINTENANCE_KIND[status]
+    return enqueue_customer_event(
+        kind=kind,
+        key=f"maintenance:{window.pk}:{kind}",
+        payload={**payload, "kind": str(kind)},
+        services=window.services.all(),
+        subject_kind="maintenance",
+        subject_id=window.pk,
     )
 
 
@@ -413,10 +366,24 @@ def _group_addresses(groups):
     return out
 
 
-def notify_staff(*, kind, key, subject, body, users=(), groups=(), emails=(), incident=None):
+def notify_staff(
+    *,
+    kind,
+    key,
+    subject,
+    body,
+    users=(),
+    groups=(),
+    emails=(),
+    details=None,
+    subject_kind="",
+    subject_id=None,
+):
     """Queue a message to staff (SLA warning or breach, escalation, assignment): to ``users``,
     to each of ``groups`` (its team address, else its members) and to plain ``emails``. One
     message per address. ``key`` names the happening, so calling twice queues it once.
+    ``details`` adds the caller's own fields to the payload (an incident's reference, title
+    and link); ``subject_kind`` and ``subject_id`` name what the event is about.
     Returns the new event, or None when ``key`` was queued already. A handful of rows, so they
     are written here, in the caller's transaction (the event is expanded at once)."""
     payload = {
@@ -424,15 +391,15 @@ def notify_staff(*, kind, key, subject, body, users=(), groups=(), emails=(), in
         "body": str(body),
         "kind": str(kind),
         "site_url": settings.SITE_URL,
+        **(details or {}),
     }
-    if incident is not None:
-        payload.update(
-            incident_id=incident.pk,
-            reference=incident.reference,
-            title=incident.title,
-            url=f"{settings.SITE_URL}/admin/incidents/incident/{incident.pk}/change/",
-        )
-    event = _record_event(kind=kind, key=f"staff:{key}", payload=payload, incident=incident)
+    event = _record_event(
+        kind=kind,
+        key=f"staff:{key}",
+        payload=payload,
+        subject_kind=subject_kind,
+        subject_id=subject_id,
+    )
     if event is None:
         return None
     recipients = [(f"user:{u.pk}", u, u.email) for u in users if u.email and u.is_active]
@@ -462,11 +429,9 @@ def notify_staff(*, kind, key, subject, body, users=(), groups=(), emails=(), in
 
 __all__ = [
     "discard_unsent",
-    "enqueue_incident_event",
+    "enqueue_customer_event",
     "enqueue_maintenance_event",
     "expand_event",
     "notify_staff",
     "notified_service_ids",
-    "incident_payload",
-    "maintenance_payload",
 ]

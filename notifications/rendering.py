@@ -6,8 +6,7 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from notifications.models import EventKind
-from notifications.outbox import INCIDENT_KINDS, MAINTENANCE_KINDS, incident_payload
+from notifications.models import INCIDENT_KINDS, MAINTENANCE_KINDS, EventKind
 
 # Stands in for the recipient's unsubscribe URL until the message is addressed. Only URL-safe
 # characters, so it survives HTML escaping unchanged.
@@ -57,18 +56,3 @@ def render_email(kind, payload, language, *, unsubscribe_url=UNSUBSCRIBE_PLACEHO
     # A header must be one line.
     subject = " ".join(subject.split())
     return subject, text, html
-
-
-def render_preview(incident, body, public_status, language):
-    """The email a public update with ``body`` would send, exactly as a customer would get it
-    (with a sample unsubscribe link). Writes nothing. Returns a dict with subject, text, html."""
-    from notifications.outbox import EventKind as Kind
-
-    kind = Kind.INCIDENT_UPDATED if incident.published_at else Kind.INCIDENT_PUBLISHED
-    if public_status == "resolved":
-        kind = Kind.INCIDENT_RESOLVED
-    payload = incident_payload(incident, kind=kind, body=body, public_status=public_status)
-    subject, text, html = render_email(
-        kind, payload, language, unsubscribe_url="#unsubscribe-link-for-each-recipient"
-    )
-    return {"kind": kind, "subject": subject, "text": text, "html": html, "language": language}

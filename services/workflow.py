@@ -6,6 +6,7 @@ from django.db.models import Case, OuterRef, Subquery, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from services.announcements import announce_maintenance_status
 from services.graph import dependency_ids
 from services.history import Impact, Interval, status_intervals, worst_impact
 from services.models import (
@@ -320,18 +321,12 @@ def schedule_maintenance(*, title, services, scheduled_start, scheduled_end, pub
 def announce_maintenance(window):
     """Tell the subscribers of a newly scheduled window (its services must be set). Safe to
     call twice: the event key makes the second call a no-op."""
-    from notifications.models import EventKind
-    from notifications.outbox import enqueue_maintenance_event
-
     if window.status == MaintenanceStatus.SCHEDULED:
-        enqueue_maintenance_event(window=window, kind=EventKind.MAINTENANCE_SCHEDULED)
+        announce_maintenance_status(window)
 
 
 def move_maintenance(window, *, to):
     """Start, complete or cancel a maintenance window; services follow, subscribers hear."""
-    from notifications.models import EventKind
-    from notifications.outbox import enqueue_maintenance_event
-
     with transaction.atomic():
         window = MaintenanceWindow.objects.select_for_update().get(pk=window.pk)
         if window.status not in _MAINTENANCE_MOVES.get(to, ()):
@@ -350,10 +345,5 @@ def move_maintenance(window, *, to):
             set_impacts(cause, dict.fromkeys(services, ServiceStatus.UNDER_MAINTENANCE))
         else:
             end_impacts(cause)
-        kind = {
-            MaintenanceStatus.IN_PROGRESS: EventKind.MAINTENANCE_STARTED,
-            MaintenanceStatus.COMPLETED: EventKind.MAINTENANCE_COMPLETED,
-        }.get(to)
-        if kind:
-            enqueue_maintenance_event(window=window, kind=kind)
+        announce_maintenance_status(window)
     return window

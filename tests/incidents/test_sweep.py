@@ -42,7 +42,9 @@ def signals(incident):
 
 
 def staff_events(incident, kind):
-    return NotificationEvent.objects.filter(incident=incident, kind=kind)
+    return NotificationEvent.objects.filter(
+        subject_kind="incident", subject_id=incident.pk, kind=kind
+    )
 
 
 def test_nothing_happens_before_the_first_threshold(incident):

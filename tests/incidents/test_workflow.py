@@ -241,7 +241,7 @@ def test_assign_records_old_and_new(incident, agent, teammate, team):
     }
     # The new assignee hears of it (an outbox row), the actor does not mail themselves.
     assert NotificationEvent.objects.filter(
-        incident=incident, kind=NotificationKind.ASSIGNMENT
+        subject_kind="incident", subject_id=incident.pk, kind=NotificationKind.ASSIGNMENT
     ).exists()
 
 
@@ -271,7 +271,7 @@ def test_work_note_is_private_and_public_update_publishes(incident, agent):
     incident.refresh_from_db()
     assert incident.published_at is None
     assert (
-        not NotificationEvent.objects.filter(incident=incident)
+        not NotificationEvent.objects.filter(subject_kind="incident", subject_id=incident.pk)
         .exclude(kind=NotificationKind.ASSIGNMENT)
         .exists()
     )
@@ -294,7 +294,7 @@ def test_work_note_is_private_and_public_update_publishes(incident, agent):
     assert incident.public_status == PublicStatus.IDENTIFIED
     assert incident.published_at is not None
     assert list(
-        NotificationEvent.objects.filter(incident=incident)
+        NotificationEvent.objects.filter(subject_kind="incident", subject_id=incident.pk)
         .order_by("id")
         .values_list("kind", flat=True)
     ) == [NotificationKind.INCIDENT_PUBLISHED, NotificationKind.INCIDENT_UPDATED]
@@ -319,7 +319,7 @@ def test_resolving_a_published_incident_tells_customers(incident, agent):
     incident.refresh_from_db()
     assert incident.public_status == PublicStatus.RESOLVED
     assert NotificationEvent.objects.filter(
-        incident=incident, kind=NotificationKind.INCIDENT_RESOLVED
+        subject_kind="incident", subject_id=incident.pk, kind=NotificationKind.INCIDENT_RESOLVED
     ).exists()
     assert incident.updates.filter(is_public=True, public_status="resolved").count() == 1
 

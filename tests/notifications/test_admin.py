@@ -1,14 +1,19 @@
-"""The outbox in the admin: lists, retry, preview; and the per-incident read."""
+"""The outbox in the admin: lists, retry; and what incidents read and preview through it."""
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
+from django.urls import reverse
 
+from incidents.notify import (
+    enqueue_incident_event,
+    events_being_expanded,
+    notifications_for_incident,
+    render_preview,
+)
 from notifications.delivery import retry_notifications
 from notifications.models import EventKind, Notification, NotificationEvent, NotificationStatus
-from notifications.outbox import enqueue_incident_event, expand_event
-from notifications.queries import events_being_expanded, notifications_for_incident
-from notifications.rendering import render_preview
+from notifications.outbox import expand_event
 from tests.factories import ContactFactory, ServiceFactory, SubscriptionFactory
 from tests.notifications.conftest import make_incident
 from tests.pages import assert_no_injected_script
@@ -31,6 +36,7 @@ def event(dispatched):
     incident = make_incident(service, public_status="investigating")
     event = enqueue_incident_event(incident=incident, kind=EventKind.INCIDENT_PUBLISHED)
     expand_event(event.pk)
+    event.incident = incident  # the subject, for the tests below
     first = Notification.objects.filter(event=event).order_by("id").first()
     Notification.objects.filter(pk=first.pk).update(
         status=NotificationStatus.FAILED, attempts=6, last_error="SMTP 550: mailbox unavailable"
@@ -119,17 +125,17 @@ def test_retry_function_refuses_an_actor_without_permission(event, dispatched):
 
 
 def test_preview_of_hostile_text_runs_no_script(reader_client, event):
-    """The outbox preview, like the incident one: markup in the title, a service name or the
-    body is shown as text; the HTML part is in a sandboxed iframe."""
+    """The preview (on the incident's page; the outbox admin has none of its own): markup in
+    the title, a service name or the body is shown as text; the HTML part is in a sandboxed
+    iframe."""
     incident = make_incident(
         ServiceFactory(name='<script>alert("xss-service")</script>'),
         title="<img src=x onerror=alert('xss-title')>",
         public_status="investigating",
     )
     response = reader_client.get(
-        "/admin/notifications/notification/preview/",
+        reverse("admin:incidents_incident_preview", args=[incident.pk]),
         {
-            "incident": incident.pk,
             "public_status": "monitoring",
             "language": "en",
             "body": '</pre>"><script>alert("xss-body")</script>',
@@ -146,9 +152,8 @@ def test_preview_renders_without_writing(staff_client, event):
     incident = event.incident
     before = (NotificationEvent.objects.count(), Notification.objects.count())
     response = staff_client.post(
-        "/admin/notifications/notification/preview/",
+        reverse("admin:incidents_incident_preview", args=[incident.pk]),
         {
-            "incident": incident.pk,
             "public_status": "monitoring",
             "language": "ro",
             "body": "Am aplicat o remediere.",

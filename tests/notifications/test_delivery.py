@@ -8,10 +8,11 @@ import pytest
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from incidents.notify import enqueue_incident_event
 from notifications import delivery
 from notifications.channels import PermanentError, check_address
 from notifications.models import EventKind, Installation, Notification, NotificationStatus
-from notifications.outbox import enqueue_incident_event, expand_event
+from notifications.outbox import expand_event
 from services.models import Channel
 from tests.factories import ContactFactory, ServiceFactory, SubscriptionFactory, UserFactory
 from tests.notifications.conftest import deliver_all, make_incident

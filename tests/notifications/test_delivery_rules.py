@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from incidents.notify import enqueue_incident_event, notify_staff
 from notifications import delivery
 from notifications.channels import PermanentError, WebhookChannel, check_address
 from notifications.models import (
@@ -27,7 +28,6 @@ from notifications.models import (
     Notification,
     NotificationStatus,
 )
-from notifications.outbox import enqueue_incident_event, notify_staff
 from services.models import Channel, Contact, Subscription
 from tests.factories import (
     ContactFactory,

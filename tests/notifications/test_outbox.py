@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from incidents.models import IncidentUpdate
+from incidents.notify import enqueue_incident_event, notify_staff
 from notifications import delivery
 from notifications.models import (
     EmailOptOut,
@@ -19,13 +20,8 @@ from notifications.models import (
     NotificationEvent,
     NotificationStatus,
 )
-from notifications.outbox import (
-    discard_unsent,
-    enqueue_incident_event,
-    enqueue_maintenance_event,
-    expand_event,
-    notify_staff,
-)
+from notifications.outbox import discard_unsent, expand_event
+from services.announcements import announce_maintenance_status
 from services.models import (
     Channel,
     Contact,
@@ -215,13 +211,14 @@ def test_maintenance_reaches_the_closure(catalog, people, smtp, dispatched):
         scheduled_end=now + timezone.timedelta(hours=1),
     )
     window.services.add(catalog["checkout"])
-    event = enqueue_maintenance_event(window=window, kind=EventKind.MAINTENANCE_SCHEDULED)
+    event = announce_maintenance_status(window)
+    assert event.kind == EventKind.MAINTENANCE_SCHEDULED
     deliver_all(event)
     # checkout and shop subscribers; payments-only subscribers are not hurt by checkout.
     assert set(smtp.by_recipient()) == {"alice@x.test", "bob@x.test", "carol@x.test", "dave@x.test"}
     subject = smtp.by_recipient()["bob@x.test"][0]["Subject"]
     assert subject == "Maintenance scheduled: Database upgrade"
-    assert enqueue_maintenance_event(window=window, kind=EventKind.MAINTENANCE_SCHEDULED) is None
+    assert announce_maintenance_status(window) is None
 
 
 def test_staff_messages_go_once_per_address(smtp, dispatched):
@@ -390,7 +387,10 @@ def test_discarded_history_is_never_sent(catalog, people, dispatched):
     queued = enqueue_incident_event(incident=old, kind=EventKind.INCIDENT_PUBLISHED)
     expand_event(queued.pk)  # rows written, none sent yet
     unexpanded = enqueue_incident_event(incident=old, kind=EventKind.INCIDENT_RESOLVED)
-    assert discard_unsent(NotificationEvent.objects.filter(incident=old)) == 4
+    assert (
+        discard_unsent(NotificationEvent.objects.filter(subject_kind="incident", subject_id=old.pk))
+        == 4
+    )
     assert expand_event(unexpanded.pk) == 0  # a late expander writes nothing
     assert not Notification.objects.filter(event=unexpanded).exists()
     assert set(Notification.objects.values_list("status", flat=True)) == {"cancelled"}

@@ -3,9 +3,10 @@
 import pytest
 from django.test import Client
 
+from incidents.notify import enqueue_incident_event
 from notifications import delivery
 from notifications.models import EmailOptOut, EventKind, Notification, NotificationStatus
-from notifications.outbox import enqueue_incident_event, expand_event
+from notifications.outbox import expand_event
 from notifications.unsubscribe import make_token, read_token
 from services.models import Contact, Subscription
 from tests.factories import ContactFactory, OrganizationFactory, ServiceFactory, SubscriptionFactory

@@ -28,7 +28,7 @@ django.setup()
 from django.db import transaction
 from incidents.models import Incident
 from notifications.models import EventKind
-from notifications.outbox import enqueue_incident_event
+from incidents.notify import enqueue_incident_event
 incident = Incident.objects.get(pk=int(sys.argv[1]))
 started = time.monotonic()
 with transaction.atomic():

@@ -126,7 +126,7 @@ django.setup()
 from django.db import transaction
 from incidents.models import Incident
 from notifications.models import EventKind
-from notifications.outbox import enqueue_incident_event
+from incidents.notify import enqueue_incident_event
 incident = Incident.objects.get(pk=int(sys.argv[1]))
 with transaction.atomic():
     event = enqueue_incident_event(incident=incident, kind=EventKind.INCIDENT_PUBLISHED)

@@ -4,11 +4,13 @@ maintenance, completing returns them; the admin moves them only through these st
 import datetime as dt
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from notifications.models import EventKind, NotificationEvent
-from services import workflow
+from services import announcements, workflow
 from services.models import MaintenanceStatus, MaintenanceWindow, ServiceStatus
 from tests.factories import ServiceFactory, SubscriptionFactory
 
@@ -30,7 +32,7 @@ def window():
 
 def kinds(window):
     return list(
-        NotificationEvent.objects.filter(maintenance=window)
+        NotificationEvent.objects.filter(subject_kind="maintenance", subject_id=window.pk)
         .order_by("id")
         .values_list("kind", flat=True)
     )
@@ -50,6 +52,35 @@ def test_schedule_start_complete(window):
         EventKind.MAINTENANCE_STARTED,
         EventKind.MAINTENANCE_COMPLETED,
     ]
+
+
+def test_a_cancellation_is_not_announced(window):
+    workflow.move_maintenance(window, to=MaintenanceStatus.CANCELLED)
+    assert kinds(window) == [EventKind.MAINTENANCE_SCHEDULED]
+
+
+def test_the_announcement_commits_or_rolls_back_with_the_change(window):
+    """The catalog reaches the outbox through a port, but in its own transaction: a move that
+    rolls back leaves no announcement behind."""
+
+    class Refused(Exception):
+        pass
+
+    with pytest.raises(Refused), transaction.atomic():
+        workflow.move_maintenance(window, to=MaintenanceStatus.IN_PROGRESS)
+        assert kinds(window)[-1] == EventKind.MAINTENANCE_STARTED
+        raise Refused
+    window.refresh_from_db()
+    assert window.status == MaintenanceStatus.SCHEDULED
+    assert kinds(window) == [EventKind.MAINTENANCE_SCHEDULED]
+
+
+def test_without_an_outbox_the_catalog_refuses_rather_than_stays_silent(window, monkeypatch):
+    monkeypatch.setattr(announcements, "_outbox_writer", None)
+    with pytest.raises(ImproperlyConfigured, match="outbox"):
+        workflow.move_maintenance(window, to=MaintenanceStatus.IN_PROGRESS)
+    window.refresh_from_db()
+    assert window.status == MaintenanceStatus.SCHEDULED
 
 
 def test_illegal_moves_are_refused(window):

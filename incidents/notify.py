@@ -1,0 +1,106 @@
+"""What incidents tell people, through the outbox: the payload of an incident's customer
+messages, the staff messages about it, the preview of an update's email, and the reads of what
+was sent. Notifications are generic (they know no incident): this module builds what they need
+and names the events' subject as ("incident", id)."""
+
+from django.conf import settings
+
+from notifications import outbox, queries
+from notifications.models import INCIDENT_KINDS, EventKind
+from notifications.rendering import render_email
+from services.announcements import public_service_names
+
+SUBJECT_KIND = "incident"
+
+
+def incident_url(incident):
+    return f"{settings.SITE_URL}/incidents/{incident.pk}/"
+
+
+def incident_payload(incident, *, kind, body="", public_status=""):
+    """All the customer templates need about ``incident``, computed once per event."""
+    return {
+        "incident_id": incident.pk,
+        "reference": incident.reference,
+        "title": incident.title,
+        "public_status": public_status or incident.public_status or "",
+        "body": body,
+        "services": public_service_names(incident.services.order_by("display_order", "name")),
+        "url": incident_url(incident),
+        "kind": str(kind),
+        "site_url": settings.SITE_URL,
+    }
+
+
+def enqueue_incident_event(*, incident, kind, update=None):
+    """Queue the customer notifications for a public incident change: the subscribers of its
+    services (and of everything depending on them) and its reporting organisation.
+
+    Call inside the transaction that makes the change. ``update`` is the public
+    ``IncidentUpdate`` that caused it, if any. Returns the new event, or None when this event
+    (same incident, kind and update) was queued already."""
+    if kind not in INCIDENT_KINDS:
+        raise ValueError(f"not an incident event kind: {kind}")
+    payload = incident_payload(
+        incident,
+        kind=kind,
+        body=update.body if update else "",
+        public_status=(update.public_status if update else "") or incident.public_status,
+    )
+    return outbox.enqueue_customer_event(
+        kind=kind,
+        key=f"incident:{incident.pk}:{kind}:{update.pk if update else ''}",
+        payload=payload,
+        services=list(incident.services.all()),
+        organization_id=incident.organization_id,
+        subject_kind=SUBJECT_KIND,
+        subject_id=incident.pk,
+    )
+
+
+def notify_staff(*, kind, key, subject, body, users=(), groups=(), emails=(), incident=None):
+    """Queue a staff message (see ``notifications.outbox.notify_staff``), about ``incident``
+    when given: its reference, title and admin link go into the message."""
+    details, about = {}, {}
+    if incident is not None:
+        details = {
+            "incident_id": incident.pk,
+            "reference": incident.reference,
+            "title": incident.title,
+            "url": f"{settings.SITE_URL}/admin/incidents/incident/{incident.pk}/change/",
+        }
+        about = {"subject_kind": SUBJECT_KIND, "subject_id": incident.pk}
+    return outbox.notify_staff(
+        kind=kind,
+        key=key,
+        subject=subject,
+        body=body,
+        users=users,
+        groups=groups,
+        emails=emails,
+        details=details,
+        **about,
+    )
+
+
+def render_preview(incident, body, public_status, language):
+    """The email a public update with ``body`` would send, exactly as a customer would get it
+    (with a sample unsubscribe link). Writes nothing. Returns a dict with subject, text, html."""
+    kind = EventKind.INCIDENT_UPDATED if incident.published_at else EventKind.INCIDENT_PUBLISHED
+    if public_status == "resolved":
+        kind = EventKind.INCIDENT_RESOLVED
+    payload = incident_payload(incident, kind=kind, body=body, public_status=public_status)
+    subject, text, html = render_email(
+        kind, payload, language, unsubscribe_url="#unsubscribe-link-for-each-recipient"
+    )
+    return {"kind": kind, "subject": subject, "text": text, "html": html, "language": language}
+
+
+def notifications_for_incident(incident):
+    """Who was told about ``incident``, through which channel, when and with what result."""
+    return queries.notifications_about(SUBJECT_KIND, incident.pk)
+
+
+def events_being_expanded(incident):
+    """Events about ``incident`` whose recipients workers are still writing."""
+    return queries.events_being_expanded(SUBJECT_KIND, incident.pk)
