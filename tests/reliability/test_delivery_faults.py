@@ -208,8 +208,8 @@ def test_a_stalled_relay_holds_no_worker_and_mail_goes_once_it_recovers(
     with tarpit(mail_port) as held:
         procs.worker("worker", concurrency=2)
         procs.beat()
+        event_id = publish(procs, service)  # committed and dispatched when this returns
         started = time.monotonic()
-        event_id = publish(procs, service)
         wait_for(lambda: sent(event_id, "webhook") == 3, 20, "the webhooks", procs)
         webhooks_after = time.monotonic() - started
         time.sleep(4)  # the relay stays stalled a while: workers must not pile up on it
@@ -219,7 +219,7 @@ def test_a_stalled_relay_holds_no_worker_and_mail_goes_once_it_recovers(
         assert not emails.filter(status=NotificationStatus.FAILED).exists()
         assert max(emails.values_list("attempts", flat=True)) == 0
     print(f"webhooks sent {webhooks_after:.1f} s after the commit, beside a stalled relay")
-    assert webhooks_after < 8
+    assert webhooks_after < 8  # (it was 322 s; a send's deadline here is 2 s)
     with smtp_on(mail_port) as sink:
         wait_for(lambda: sent(event_id, "email") == 20, 40, "the emails after recovery", procs)
         time.sleep(1)
