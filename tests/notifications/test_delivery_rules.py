@@ -110,7 +110,7 @@ def test_a_trickling_receiver_is_cut_at_the_total_deadline(settings, dispatched)
         started = time.monotonic()
         deliver_all(event)
         took = time.monotonic() - started
-    assert took < 3, took
+    assert took < 6, took  # the whole answer would take 28 s; the deadline is 1 s
     row = Notification.objects.get(event=event)
     assert row.status == NotificationStatus.PENDING and row.attempts == 1
     assert "within 1 s" in row.last_error
