@@ -35,8 +35,10 @@ from incidents.models import (
     PriorityMatrixEntry,
     SlaSignal,
     SlaTargetKind,
+    parse_id,
     parse_reference,
 )
+from itsm.admin_changelist import SafeLookupMixin
 from services.models import Service, ServiceStatus
 
 # --- counting without COUNT(*) -----------------------------------------------------------------
@@ -160,8 +162,9 @@ class ServiceFilter(admin.SimpleListFilter):
         return list(Service.objects.order_by("name").values_list("pk", "name"))
 
     def queryset(self, request, queryset):
-        if self.value() and self.value().isdigit():
-            return selectors.incidents_with_service(queryset, int(self.value()))
+        service_id = parse_id(self.value())
+        if service_id is not None:
+            return selectors.incidents_with_service(queryset, service_id)
         return queryset
 
 
@@ -179,8 +182,9 @@ class AssigneeFilter(admin.SimpleListFilter):
             return queryset.filter(assignee=request.user)
         if value == "none":
             return queryset.filter(assignee__isnull=True)
-        if value and value.isdigit():
-            return queryset.filter(assignee_id=int(value))
+        assignee_id = parse_id(value)
+        if assignee_id is not None:
+            return queryset.filter(assignee_id=assignee_id)
         return queryset
 
 
@@ -346,7 +350,7 @@ CREATE_FIELDS = (
 
 
 @admin.register(Incident)
-class IncidentAdmin(admin.ModelAdmin):
+class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
     form = IncidentForm
     list_display = [
         "reference_column",
@@ -593,7 +597,9 @@ class IncidentAdmin(admin.ModelAdmin):
         if object_id:
             extra_context = {
                 **(extra_context or {}),
-                **admin_views.change_page_context(self, request, object_id),
+                **admin_views.change_page_context(
+                    self, request, object_id, refused=(extra_context or {}).get("refused")
+                ),
             }
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
@@ -719,7 +725,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(IncidentEvent)
-class IncidentEventAdmin(ReadOnlyAdmin):
+class IncidentEventAdmin(SafeLookupMixin, ReadOnlyAdmin):
     list_display = ["at", "incident", "kind", "actor", "note"]
     list_filter = ["kind"]
     list_select_related = ["incident", "actor"]
@@ -737,7 +743,7 @@ class IncidentEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SlaSignal)
-class SlaSignalAdmin(ReadOnlyAdmin):
+class SlaSignalAdmin(SafeLookupMixin, ReadOnlyAdmin):
     list_display = ["raised_at", "incident", "target", "threshold", "is_breach", "due_at"]
     list_filter = ["target", "threshold"]
     list_select_related = ["incident"]

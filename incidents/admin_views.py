@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from incidents import workflow
 from incidents.forms import HoldForm, LinkProblemForm, ReopenForm, ResolveForm, UpdateForm
-from incidents.models import Incident, PublicStatus
+from incidents.models import Incident, PublicStatus, parse_id
 from incidents.notify import events_being_expanded, notifications_for_incident, render_preview
 
 NOTIFIED_SHOWN = 50
@@ -43,7 +43,7 @@ TRANSITIONS = {
         label=gettext_lazy("Acknowledge"),
         needs="acknowledge",
         done=gettext_lazy("%(reference)s acknowledged."),
-        call=lambda incident, user, version, post: workflow.acknowledge(
+        call=lambda incident, user, version, data: workflow.acknowledge(
             incident, actor=user, expected_version=version
         ),
     ),
@@ -51,7 +51,7 @@ TRANSITIONS = {
         label=gettext_lazy("Assign to me"),
         needs="assign",
         done=gettext_lazy("%(reference)s is assigned to you."),
-        call=lambda incident, user, version, post: workflow.assign(
+        call=lambda incident, user, version, data: workflow.assign(
             incident, actor=user, assignee=user, expected_version=version
         ),
     ),
@@ -59,8 +59,8 @@ TRANSITIONS = {
         label=gettext_lazy("Put on hold"),
         needs="hold",
         done=gettext_lazy("%(reference)s is on hold; its SLA clock is paused."),
-        call=lambda incident, user, version, post: workflow.hold(
-            incident, actor=user, reason=post.get("reason", ""), expected_version=version
+        call=lambda incident, user, version, data: workflow.hold(
+            incident, actor=user, reason=data["reason"], expected_version=version
         ),
         form=HoldForm,
     ),
@@ -68,7 +68,7 @@ TRANSITIONS = {
         label=gettext_lazy("Resume"),
         needs="resume",
         done=gettext_lazy("%(reference)s resumed; its SLA clock runs again."),
-        call=lambda incident, user, version, post: workflow.resume(
+        call=lambda incident, user, version, data: workflow.resume(
             incident, actor=user, expected_version=version
         ),
     ),
@@ -76,12 +76,12 @@ TRANSITIONS = {
         label=gettext_lazy("Resolve"),
         needs="resolve",
         done=gettext_lazy("%(reference)s resolved."),
-        call=lambda incident, user, version, post: workflow.resolve(
+        call=lambda incident, user, version, data: workflow.resolve(
             incident,
             actor=user,
-            code=post.get("code", ""),
-            notes=post.get("notes", ""),
-            public_message=post.get("public_message", ""),
+            code=data["code"],
+            notes=data["notes"],
+            public_message=data["public_message"],
             expected_version=version,
         ),
         form=ResolveForm,
@@ -90,7 +90,7 @@ TRANSITIONS = {
         label=gettext_lazy("Close"),
         needs="close",
         done=gettext_lazy("%(reference)s closed."),
-        call=lambda incident, user, version, post: workflow.close(
+        call=lambda incident, user, version, data: workflow.close(
             incident, actor=user, expected_version=version
         ),
     ),
@@ -98,46 +98,61 @@ TRANSITIONS = {
         label=gettext_lazy("Reopen"),
         needs="reopen",
         done=gettext_lazy("%(reference)s reopened."),
-        call=lambda incident, user, version, post: workflow.reopen(
-            incident, actor=user, reason=post.get("reason", ""), expected_version=version
+        call=lambda incident, user, version, data: workflow.reopen(
+            incident, actor=user, reason=data["reason"], expected_version=version
         ),
         form=ReopenForm,
     ),
 }
 
 
-def buttons_for(incident, user):
-    """The transitions legal for the incident now, in the order a person works them."""
+def buttons_for(incident, user, refused=None):
+    """The transitions legal for the incident now, in the order a person works them. A refused
+    one (``refused``: its name and bound form) comes back open, with what was typed."""
     legal = workflow.legal_actions(incident)
+    refused = refused or {}
     shown = []
     for name, transition in TRANSITIONS.items():
-        if transition.needs not in legal:
+        if transition.needs not in legal and refused.get("button") != name:
             continue
         if name == "assign_to_me" and incident.assignee_id == user.pk:
             continue
+        form = None
+        if refused.get("button") == name:
+            form = refused["form"]
+        elif transition.form:
+            form = transition.form(auto_id=f"id_{name}_%s")
         shown.append(
             {
                 "name": name,
                 "label": transition.label,
                 "url": reverse("admin:incidents_incident_act", args=[incident.pk, name]),
-                "form": transition.form(auto_id=f"id_{name}_%s") if transition.form else None,
+                "form": form,
+                "open": refused.get("button") == name,
             }
         )
     return shown
 
 
-def change_page_context(model_admin, request, object_id):
-    """What the change page shows around the form: buttons, the update form, who was told."""
-    incident = Incident.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+def change_page_context(model_admin, request, object_id, refused=None):
+    """What the change page shows around the form: buttons, the update form, who was told.
+    ``refused``: a button's or the update form's input the workflow refused, shown again."""
+    pk = parse_id(object_id)
+    incident = Incident.objects.filter(pk=pk).first() if pk is not None else None
     if incident is None:
         return {}
     can_work = model_admin.has_work_permission(request, incident)
+    refused = refused or {}
+    update_form = refused.get("update_form") or UpdateForm(
+        initial={"language": request.LANGUAGE_CODE[:2]}
+    )
     return {
         "incident": incident,
         "can_work": can_work,
-        "workflow_buttons": buttons_for(incident, request.user) if can_work else [],
+        "workflow_buttons": buttons_for(incident, request.user, refused) if can_work else [],
         "can_post_update": can_work and "post_update" in workflow.legal_actions(incident),
-        "update_form": UpdateForm(initial={"language": request.LANGUAGE_CODE[:2]}),
+        "update_form": update_form,
+        "update_refused": "update_form" in refused,
         "post_update_url": reverse("admin:incidents_incident_post_update", args=[incident.pk]),
         "preview_url": reverse("admin:incidents_incident_preview", args=[incident.pk]),
         "notified": list(notifications_for_incident(incident)[:NOTIFIED_SHOWN]),
@@ -153,10 +168,7 @@ def _change_page(incident_pk, anchor=""):
 
 
 def _posted_version(request):
-    try:
-        return int(request.POST["version"])
-    except (KeyError, ValueError):
-        return None
+    return parse_id(request.POST.get("version", ""))
 
 
 def _incident_for_work(model_admin, request, object_id):
@@ -164,9 +176,10 @@ def _incident_for_work(model_admin, request, object_id):
         return None, HttpResponseNotAllowed(["POST"])
     if not model_admin.has_work_permission(request):
         raise PermissionDenied
-    if not object_id.isdigit():
+    pk = parse_id(object_id)
+    if pk is None:
         raise Http404
-    incident = get_object_or_404(Incident, pk=object_id)
+    incident = get_object_or_404(Incident, pk=pk)
     if not model_admin.has_work_permission(request, incident):
         raise PermissionDenied
     version = _posted_version(request)
@@ -174,6 +187,27 @@ def _incident_for_work(model_admin, request, object_id):
         messages.error(request, _("The page was missing the incident's version; reload it."))
         return None, _change_page(incident.pk)
     return (incident, version), None
+
+
+def _refuse(form, exc):
+    """Put the workflow's refusal next to the field it is about (or above the form)."""
+    field = getattr(exc, "field", None)
+    form.add_error(field if field in form.fields else None, str(exc))
+
+
+def _show_again(model_admin, request, incident, form, *, button=None, reason=None):
+    """The change page as it is now, with the refused input in its form (a button's, or the
+    update form when ``button`` is None) and the error beside the field: nothing the agent typed
+    is lost. Rendered in this response, not a redirect, so the typed text is kept nowhere."""
+    for name in form.errors:
+        if name in form.fields:
+            # The browser scrolls to the field in error, wherever it is on the page.
+            form.fields[name].widget.attrs["autofocus"] = True
+            break
+    messages.error(request, reason or _("Nothing was saved: correct what is marked by the form."))
+    refused = {"button": button, "form": form} if button else {"update_form": form}
+    request.method = "GET"  # render the change page; its own form was not submitted
+    return model_admin.change_view(request, str(incident.pk), extra_context={"refused": refused})
 
 
 def transition_view(model_admin):
@@ -185,12 +219,20 @@ def transition_view(model_admin):
         if response is not None:
             return response
         incident, version = found
+        form = None
+        if transition.form:
+            form = transition.form(request.POST, auto_id=f"id_{action}_%s")
+            if not form.is_valid():
+                return _show_again(model_admin, request, incident, form, button=action)
         try:
-            transition.call(incident, request.user, version, request.POST)
+            transition.call(incident, request.user, version, form.cleaned_data if form else {})
         except workflow.WorkflowError as exc:
-            messages.error(request, str(exc))
-        else:
-            messages.success(request, transition.done % {"reference": incident.reference})
+            if form is None:
+                messages.error(request, str(exc))
+                return _change_page(incident.pk)
+            _refuse(form, exc)
+            return _show_again(model_admin, request, incident, form, button=action, reason=str(exc))
+        messages.success(request, transition.done % {"reference": incident.reference})
         return _change_page(incident.pk)
 
     return view
@@ -202,18 +244,22 @@ def post_update_view(model_admin):
         if response is not None:
             return response
         incident, version = found
-        is_public = request.POST.get("is_public") in ("on", "true", "1")
+        form = UpdateForm(request.POST)
+        if not form.is_valid():
+            return _show_again(model_admin, request, incident, form)
+        is_public = form.cleaned_data["is_public"]
         try:
             workflow.post_update(
                 incident,
                 actor=request.user,
-                body=request.POST.get("body", ""),
+                body=form.cleaned_data["body"],
                 is_public=is_public,
-                public_status=request.POST.get("public_status", ""),
+                public_status=form.cleaned_data["public_status"],
                 expected_version=version,
             )
         except workflow.WorkflowError as exc:
-            messages.error(request, str(exc))
+            _refuse(form, exc)
+            return _show_again(model_admin, request, incident, form, reason=str(exc))
         else:
             done = (
                 _("Public update posted to %(reference)s; subscribers will be notified.")
@@ -230,9 +276,10 @@ def preview_view(model_admin):
     """The email a public update with this text would send; renders, writes nothing."""
 
     def view(request, object_id):
-        if not object_id.isdigit():
+        pk = parse_id(object_id)
+        if pk is None:
             raise Http404
-        incident = get_object_or_404(Incident, pk=object_id)
+        incident = get_object_or_404(Incident, pk=pk)
         if not model_admin.has_view_permission(request, incident):
             raise PermissionDenied
         form = UpdateForm(request.POST or request.GET or None)

@@ -271,12 +271,21 @@ def format_reference(pk):
     return f"{REFERENCE_PREFIX}{pk:06d}" if pk else f"{REFERENCE_PREFIX}new"
 
 
+def parse_id(text):
+    """A primary key typed or sent as text ("123"), or None: never a 500 for "²", "-1" or a
+    number beyond the column's range."""
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if not text or not (text.isascii() and text.isdigit()) or len(text) >= 19:
+        return None
+    return int(text)
+
+
 def parse_reference(text):
     """The incident id in ``INC-000123``, ``inc-123`` or ``123``; None if it is not one."""
     text = text.strip().upper()
     if text.startswith(REFERENCE_PREFIX):
         text = text[len(REFERENCE_PREFIX) :]
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    return parse_id(text)
 
 
 class IncidentService(models.Model):

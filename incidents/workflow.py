@@ -36,7 +36,12 @@ from services.workflow import end_impacts, set_impacts
 
 
 class WorkflowError(Exception):
-    """A change the incident workflow refuses. The message is written for the person acting."""
+    """A change the incident workflow refuses. The message is written for the person acting;
+    ``field`` names the input it is about (``reason``, ``notes``...), for a form to show it by."""
+
+    def __init__(self, message, *, field=None):
+        super().__init__(message)
+        self.field = field
 
 
 class IllegalTransition(WorkflowError):
@@ -409,14 +414,22 @@ def hold(incident, *, actor, reason, expected_version=None, now=None):
     """Pause the SLA clock (waiting on the customer or a supplier). A reason is required."""
     reason = (reason or "").strip()
     if not reason:
-        raise WorkflowError(_("Say why the incident is on hold."))
+        raise WorkflowError(_("Say why the incident is on hold."), field="reason")
+    limit = Incident._meta.get_field("hold_reason").max_length
+    if len(reason) > limit:
+        # Refused, not cut: a reason shortened behind the agent's back says something else.
+        raise WorkflowError(
+            _("A hold reason is at most %(limit)d characters (this one has %(length)d).")
+            % {"limit": limit, "length": len(reason)},
+            field="reason",
+        )
     with transaction.atomic():
         incident = _lock(incident, expected_version, "hold")
         now = _now(now)
         old = incident.state
         incident.state = IncidentState.ON_HOLD
-        incident.hold_reason = reason[:200]
-        IncidentPause.objects.create(incident=incident, started_at=now, reason=reason[:200])
+        incident.hold_reason = reason
+        IncidentPause.objects.create(incident=incident, started_at=now, reason=reason)
         _event(
             incident,
             actor=actor,
@@ -457,13 +470,14 @@ def post_update(
     public update publishes the incident."""
     body = (body or "").strip()
     if not body:
-        raise WorkflowError(_("An update needs a message."))
+        raise WorkflowError(_("An update needs a message."), field="body")
     if is_public and public_status not in PublicStatus.values:
         raise WorkflowError(
             _(
                 "A public update needs a public status: investigating, identified, monitoring "
                 "or resolved."
-            )
+            ),
+            field="public_status",
         )
     with transaction.atomic():
         incident = _lock(incident, expected_version, "post_update")
@@ -503,9 +517,9 @@ def resolve(incident, *, actor, code, notes, public_message="", expected_version
     acknowledged). Customers who heard of the incident hear it is resolved."""
     notes = (notes or "").strip()
     if code not in ResolutionCode.values:
-        raise WorkflowError(_("Choose a resolution code."))
+        raise WorkflowError(_("Choose a resolution code."), field="code")
     if not notes:
-        raise WorkflowError(_("Resolution notes are required."))
+        raise WorkflowError(_("Resolution notes are required."), field="notes")
     with transaction.atomic():
         incident = _lock(incident, expected_version, "resolve")
         now = _now(now)

@@ -2,17 +2,19 @@ from django.contrib import admin
 from django.db.models import Count
 from django.utils.translation import gettext_lazy as _
 
+from itsm.admin_changelist import SafeLookupMixin
 from problems.models import Problem
 
 
 def parse_problem_reference(text):
     """The problem id in ``PRB-000012``, ``prb-12`` or ``12``; None if it is not one."""
     text = text.strip().upper().removeprefix("PRB-")
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
 
 
 @admin.register(Problem)
-class ProblemAdmin(admin.ModelAdmin):
+class ProblemAdmin(SafeLookupMixin, admin.ModelAdmin):
     list_display = ["reference", "title", "state", "owner", "incident_count", "created_at"]
     list_display_links = ["reference", "title"]
     list_filter = ["state"]

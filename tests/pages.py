@@ -61,3 +61,58 @@ def assert_no_injected_script(html, marker):
         if frame.get("sandbox") != "":
             assert_no_injected_script(frame.get("srcdoc", ""), marker)
     return page
+
+
+class FormScan(HTMLParser):
+    """The forms of a page and what a browser would submit for each as rendered: text inputs
+    and hidden fields with their values, checked boxes, selected options, textarea text.
+    ``forms`` is a list of (action, method, [(name, value), ...], [field names])."""
+
+    def __init__(self, html):
+        super().__init__(convert_charrefs=True)
+        self.forms = []
+        self._form = None
+        self._select = None
+        self._textarea = None
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = {name: value or "" for name, value in attrs}
+        if tag == "form":
+            self._form = (attrs.get("action", ""), attrs.get("method", "get").lower(), [], [])
+            self.forms.append(self._form)
+            return
+        if self._form is None or "name" not in attrs and tag != "option":
+            return
+        data, names = self._form[2], self._form[3]
+        if tag == "input":
+            kind = attrs.get("type", "text").lower()
+            if kind in ("submit", "button", "image", "reset", "file"):
+                return
+            names.append(attrs["name"])
+            if kind in ("checkbox", "radio") and "checked" not in attrs:
+                return
+            data.append((attrs["name"], attrs.get("value", "on" if kind == "checkbox" else "")))
+        elif tag == "select":
+            names.append(attrs["name"])
+            self._select = attrs["name"]
+        elif tag == "option" and self._select and "selected" in attrs:
+            data.append((self._select, attrs.get("value", "")))
+        elif tag == "textarea":
+            names.append(attrs["name"])
+            self._textarea = [attrs["name"], ""]
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._form = None
+        elif tag == "select":
+            self._select = None
+        elif tag == "textarea" and self._textarea and self._form is not None:
+            # A browser drops the newline right after <textarea>; so does Django's widget.
+            self._form[2].append((self._textarea[0], self._textarea[1].removeprefix("\n")))
+            self._textarea = None
+
+    def handle_data(self, data):
+        if self._textarea is not None:
+            self._textarea[1] += data
