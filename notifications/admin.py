@@ -10,6 +10,7 @@ from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from itsm.admin_changelist import SafeLookupMixin
 from notifications.delivery import retry_notifications
 from notifications.models import (
     ChannelCircuit,
@@ -21,7 +22,7 @@ from notifications.models import (
 
 
 @admin.register(NotificationEvent)
-class NotificationEventAdmin(admin.ModelAdmin):
+class NotificationEventAdmin(SafeLookupMixin, admin.ModelAdmin):
     list_display = [
         "created_at",
         "kind",
@@ -115,7 +116,7 @@ class WaitingFilter(admin.SimpleListFilter):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(SafeLookupMixin, admin.ModelAdmin):
     list_display = [
         "created_at",
         "event_kind",

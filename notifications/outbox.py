@@ -20,6 +20,7 @@ and names the event's subject by kind and id.
 """
 
 import datetime as dt
+import hashlib
 import json
 import math
 import time
@@ -322,15 +323,19 @@ def enqueue_customer_event(
     return event
 
 
-def enqueue_maintenance_event(*, window, status, payload):
+def enqueue_maintenance_event(*, window, status, payload, revision=None):
     """The catalog's outbox port (``services.announcements``, registered by
     ``NotificationsConfig.ready()``): queue the customer notifications for ``window`` having
     become ``status``, with the ``payload`` the catalog built. Runs in the caller's
-    transaction; None when this announcement was queued already."""
+    transaction; None when this announcement was queued already. ``revision`` tells a changed
+    schedule or set of services from the first announcement (each is news once)."""
     kind = _MAINTENANCE_KIND[status]
+    key = f"maintenance:{window.pk}:{kind}"
+    if revision:
+        key = f"{key}:{hashlib.sha256(revision.encode()).hexdigest()[:16]}"
     return enqueue_customer_event(
         kind=kind,
-        key=f"maintenance:{window.pk}:{kind}",
+        key=key,
         payload={**payload, "kind": str(kind)},
         services=window.services.all(),
         subject_kind="maintenance",

@@ -1,8 +1,10 @@
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 from django.utils.translation import gettext_lazy as _
 
+from itsm.admin_changelist import SafeLookupMixin
 from services import workflow
 from services.models import (
     BusinessCalendar,
@@ -111,7 +113,7 @@ class ContractInline(admin.TabularInline):
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(SafeLookupMixin, admin.ModelAdmin):
     list_display = [
         "name",
         "slug",
@@ -151,7 +153,7 @@ class ContactInline(admin.TabularInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(SafeLookupMixin, admin.ModelAdmin):
     list_display = ["name", "slug", "is_active", "created_at"]
     list_filter = ["is_active"]
     search_fields = ["name", "slug"]
@@ -160,7 +162,7 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(SafeLookupMixin, admin.ModelAdmin):
     list_display = ["name", "email", "organization", "language", "is_active"]
     list_filter = ["language", "is_active", "organization"]
     list_select_related = ["organization"]
@@ -170,7 +172,7 @@ class ContactAdmin(admin.ModelAdmin):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(SafeLookupMixin, admin.ModelAdmin):
     list_display = ["service", "contact", "organization", "channel", "webhook_url", "is_active"]
     list_filter = ["channel", "is_active", "service"]
     list_select_related = ["service", "contact", "organization"]
@@ -233,7 +235,7 @@ class HolidayInline(admin.TabularInline):
 
 
 @admin.register(BusinessCalendar)
-class BusinessCalendarAdmin(admin.ModelAdmin):
+class BusinessCalendarAdmin(SafeLookupMixin, admin.ModelAdmin):
     list_display = ["name", "time_zone", "is_24x7"]
     list_filter = ["is_24x7"]
     search_fields = ["name", "time_zone"]
@@ -246,7 +248,7 @@ class SlaTargetInline(admin.TabularInline):
 
 
 @admin.register(SlaPolicy)
-class SlaPolicyAdmin(admin.ModelAdmin):
+class SlaPolicyAdmin(SafeLookupMixin, admin.ModelAdmin):
     list_display = ["name", "calendar", "is_default"]
     list_filter = ["is_default", "calendar"]
     list_select_related = ["calendar"]
@@ -256,7 +258,7 @@ class SlaPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Contract)
-class ContractAdmin(admin.ModelAdmin):
+class ContractAdmin(SafeLookupMixin, admin.ModelAdmin):
     list_display = ["organization", "service", "sla_policy"]
     list_filter = ["sla_policy"]
     list_select_related = ["organization", "service", "sla_policy"]
@@ -264,8 +266,26 @@ class ContractAdmin(admin.ModelAdmin):
     autocomplete_fields = ["organization", "service", "sla_policy"]
 
 
+class MaintenanceWindowForm(forms.ModelForm):
+    class Meta:
+        model = MaintenanceWindow
+        fields = ["title", "services", "scheduled_start", "scheduled_end", "public_description"]
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("scheduled_start"), cleaned.get("scheduled_end")
+        if start and end:
+            # The workflow's own rule, shown beside the field before anything is saved.
+            try:
+                workflow.check_maintenance_schedule(start, end)
+            except workflow.CatalogError as exc:
+                self.add_error(exc.field, str(exc))
+        return cleaned
+
+
 @admin.register(MaintenanceWindow)
-class MaintenanceWindowAdmin(admin.ModelAdmin):
+class MaintenanceWindowAdmin(SafeLookupMixin, admin.ModelAdmin):
+    form = MaintenanceWindowForm
     list_display = ["title", "status", "scheduled_start", "scheduled_end", "affected"]
     list_filter = ["status", "services"]
     search_fields = ["title", "public_description"]
@@ -284,10 +304,27 @@ class MaintenanceWindowAdmin(admin.ModelAdmin):
         # Status moves only through the actions, which tell subscribers and move services.
         return ["status"] if obj is None or obj.pk else []
 
+    def save_model(self, request, obj, form, change):
+        """Nothing here: the whole save is one workflow call in ``save_related``, with the
+        services from the form."""
+
     def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)
-        if not change:
-            workflow.announce_maintenance(form.instance)
+        data = form.cleaned_data
+        if change:
+            changes = {f: data[f] for f in form.changed_data if f in form.Meta.fields}
+            if changes:
+                workflow.edit_maintenance(form.instance, changes=changes)
+            return
+        window = workflow.schedule_maintenance(
+            title=data["title"],
+            services=data["services"],
+            scheduled_start=data["scheduled_start"],
+            scheduled_end=data["scheduled_end"],
+            public_description=data.get("public_description", ""),
+        )
+        # The admin redirects and logs with the object it built; give it the created row.
+        form.instance.pk = window.pk
+        form.instance._state.adding = False
 
     def _move(self, request, queryset, to):
         moved, refused = [], []

@@ -51,11 +51,12 @@ def maintenance_payload(window):
     }
 
 
-def announce_maintenance_status(window):
+def announce_maintenance_status(window, *, revision=None):
     """Tell the subscribers of ``window``'s services (and of everything depending on them) that
     it is now scheduled, in progress or completed. Call inside the transaction that moved it;
     safe to call twice (the outbox key makes the second call a no-op). Returns the event, or
-    None when nothing is announced."""
+    None when nothing is announced. ``revision`` (the schedule and services as text) makes an
+    edited window news again, once per distinct revision."""
     if window.status not in ANNOUNCED:
         return None
     if _outbox_writer is None:
@@ -64,4 +65,9 @@ def announce_maintenance_status(window):
             "No outbox is registered for maintenance announcements; "
             "is 'notifications' in INSTALLED_APPS?"
         )
-    return _outbox_writer(window=window, status=window.status, payload=maintenance_payload(window))
+    return _outbox_writer(
+        window=window,
+        status=window.status,
+        payload=maintenance_payload(window),
+        revision=revision,
+    )

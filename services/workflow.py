@@ -1,5 +1,7 @@
 """Writes to the catalog that carry a rule: service status and maintenance transitions."""
 
+from datetime import UTC, datetime, timedelta
+
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Case, OuterRef, Subquery, Value, When
@@ -23,7 +25,12 @@ from services.models import (
 
 
 class CatalogError(Exception):
-    """A change the catalog refuses; the message is for a person."""
+    """A change the catalog refuses; the message is for a person, ``field`` the input it is
+    about (so a form can show it there)."""
+
+    def __init__(self, message, *, field=None):
+        super().__init__(message)
+        self.field = field
 
 
 def check_dependency(*, service, depends_on):
@@ -302,10 +309,30 @@ _MAINTENANCE_MOVES = {
 }
 
 
+# How far ahead a window may be planned. Beyond it a date is a typo (year 9999 was accepted
+# once and broke the list's year drill-down), not a plan.
+MAINTENANCE_HORIZON = timedelta(days=5 * 366)
+MAINTENANCE_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def check_maintenance_schedule(scheduled_start, scheduled_end, *, now=None):
+    """Refuse a schedule that cannot be meant: the end not after the start, or a date before
+    2000 or more than five years ahead. Raises ``CatalogError`` naming the field."""
+    latest = (now or timezone.now()) + MAINTENANCE_HORIZON
+    for field, value in (("scheduled_start", scheduled_start), ("scheduled_end", scheduled_end)):
+        if not MAINTENANCE_EARLIEST <= value <= latest:
+            raise CatalogError(
+                _("Choose a date between %(earliest)s and %(latest)s.")
+                % {"earliest": MAINTENANCE_EARLIEST.date(), "latest": latest.date()},
+                field=field,
+            )
+    if scheduled_end <= scheduled_start:
+        raise CatalogError(_("The end must be after the start."), field="scheduled_end")
+
+
 def schedule_maintenance(*, title, services, scheduled_start, scheduled_end, public_description=""):
     """Create a maintenance window and tell its subscribers."""
-    if scheduled_end <= scheduled_start:
-        raise CatalogError(_("The end must be after the start."))
+    check_maintenance_schedule(scheduled_start, scheduled_end)
     with transaction.atomic():
         window = MaintenanceWindow.objects.create(
             title=title,
@@ -346,4 +373,56 @@ def move_maintenance(window, *, to):
         else:
             end_impacts(cause)
         announce_maintenance_status(window)
+    return window
+
+
+_EDITABLE_MAINTENANCE_FIELDS = (
+    "title",
+    "public_description",
+    "scheduled_start",
+    "scheduled_end",
+    "services",
+)
+
+
+def edit_maintenance(window, *, changes):
+    """Change a window's title, description, schedule or services (``changes``: field → new
+    value; ``services`` an iterable of services). Services follow at once: of a window in
+    progress, a removed service leaves maintenance and an added one enters it. Subscribers
+    hear of a new schedule or new services (once per distinct schedule) while the window is
+    scheduled or in progress; a finished window changes silently."""
+    unknown = set(changes) - set(_EDITABLE_MAINTENANCE_FIELDS)
+    if unknown:
+        raise CatalogError(_("These fields cannot be edited: %s") % ", ".join(sorted(unknown)))
+    with transaction.atomic():
+        window = MaintenanceWindow.objects.select_for_update().get(pk=window.pk)
+        before = set(window.services.values_list("pk", flat=True))
+        for field in ("title", "public_description", "scheduled_start", "scheduled_end"):
+            if field in changes:
+                setattr(window, field, changes[field])
+        schedule_moved = {"scheduled_start", "scheduled_end"} & set(changes)
+        if schedule_moved:
+            check_maintenance_schedule(window.scheduled_start, window.scheduled_end)
+        window.save()
+        after = before
+        if "services" in changes:
+            after = {getattr(s, "pk", s) for s in changes["services"]}
+            window.services.set(after)
+        if window.status == MaintenanceStatus.IN_PROGRESS and after != before:
+            # The impacts of this window are its services now: a removed one leaves maintenance.
+            set_impacts(
+                (CauseKind.MAINTENANCE, window.pk),
+                dict.fromkeys(after, ServiceStatus.UNDER_MAINTENANCE),
+            )
+        if window.status in (MaintenanceStatus.SCHEDULED, MaintenanceStatus.IN_PROGRESS) and (
+            schedule_moved or after != before
+        ):
+            # The schedule as it now is names the announcement: saving the same form twice
+            # tells nobody twice; a real change is news.
+            revision = "{}:{}:{}".format(
+                window.scheduled_start.isoformat(),
+                window.scheduled_end.isoformat(),
+                ",".join(map(str, sorted(after))),
+            )
+            announce_maintenance_status(window, revision=revision)
     return window

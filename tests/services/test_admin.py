@@ -1,11 +1,22 @@
 """The catalog admin answers, searches, and speaks Romanian."""
 
+import datetime as dt
+
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
+from django.utils import timezone
 
-from services.models import Subscription
+from notifications.models import EventKind, NotificationEvent
+from services import workflow
+from services.models import (
+    MaintenanceStatus,
+    MaintenanceWindow,
+    Service,
+    ServiceStatus,
+    Subscription,
+)
 from tests.factories import ContactFactory, ServiceFactory, SubscriptionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -205,3 +216,91 @@ def test_managers_see_the_secret_and_its_creator_is_shown_it_once(client, webhoo
     assert created.webhook_secret in response.content.decode()
     again = client.get(reverse("admin:services_subscription_change", args=[created.pk]))
     assert created.webhook_secret not in again.content.decode()
+
+
+# --- maintenance windows through their workflow ------------------------------------------------
+
+
+def window_form(window, **changes):
+    start, end = window.scheduled_start, window.scheduled_end
+    data = {
+        "title": window.title,
+        "services": [s.pk for s in window.services.all()],
+        "scheduled_start_0": start.strftime("%Y-%m-%d"),
+        "scheduled_start_1": start.strftime("%H:%M:%S"),
+        "scheduled_end_0": end.strftime("%Y-%m-%d"),
+        "scheduled_end_1": end.strftime("%H:%M:%S"),
+        "public_description": window.public_description,
+    }
+    data.update(changes)
+    return data
+
+
+@pytest.fixture
+def running_window(db):
+    database, payments = ServiceFactory(name="Database"), ServiceFactory(name="Payments")
+    SubscriptionFactory(service=payments)
+    start = timezone.now()
+    window = workflow.schedule_maintenance(
+        title="Database upgrade",
+        services=[database],
+        scheduled_start=start,
+        scheduled_end=start + dt.timedelta(hours=2),
+    )
+    workflow.move_maintenance(window, to=MaintenanceStatus.IN_PROGRESS)
+    return window
+
+
+def test_changing_the_services_of_a_window_in_progress_moves_them_and_tells(desk, running_window):
+    """The admin saved plainly: a removed service stayed under maintenance, an added one stayed
+    operational, and nobody was told."""
+    database = running_window.services.get()
+    payments = Service.objects.get(name="Payments")
+    url = reverse("admin:services_maintenancewindow_change", args=[running_window.pk])
+    response = desk.post(url, window_form(running_window, services=[payments.pk]))
+    assert response.status_code == 302, response.content.decode()[:2000]
+
+    database.refresh_from_db()
+    payments.refresh_from_db()
+    assert database.status == ServiceStatus.OPERATIONAL
+    assert payments.status == ServiceStatus.UNDER_MAINTENANCE
+    started = NotificationEvent.objects.filter(
+        subject_kind="maintenance", subject_id=running_window.pk, kind=EventKind.MAINTENANCE_STARTED
+    )
+    assert started.count() == 2  # the start, then the news that Payments is in it now
+    assert payments.pk in started.order_by("id").last().audience["services"]
+
+    # Saving the same form again is no news.
+    desk.post(url, window_form(running_window, services=[payments.pk]))
+    assert started.count() == 2
+
+
+@pytest.mark.parametrize("year", ["9999", "1970"])
+def test_an_absurd_maintenance_date_is_refused_beside_the_field(desk, year):
+    service = ServiceFactory()
+    response = desk.post(
+        reverse("admin:services_maintenancewindow_add"),
+        {
+            "title": "Typo",
+            "services": [service.pk],
+            "scheduled_start_0": f"{year}-01-01",
+            "scheduled_start_1": "10:00:00",
+            "scheduled_end_0": f"{year}-01-01",
+            "scheduled_end_1": "12:00:00",
+        },
+    )
+    assert response.status_code == 200
+    assert "scheduled_start" in response.context["adminform"].form.errors
+    assert not MaintenanceWindow.objects.exists()
+
+
+def test_the_maintenance_list_survives_a_window_in_year_9999(desk):
+    """One was accepted before the check: the year drill-down answered 500."""
+    far = dt.datetime(9999, 6, 1, tzinfo=dt.UTC)
+    MaintenanceWindow.objects.create(title="Typo", scheduled_start=far, scheduled_end=far)
+    url = reverse("admin:services_maintenancewindow_changelist")
+    assert desk.get(url).status_code == 200
+    response = desk.get(url, {"scheduled_start__year": "9999"})
+    assert response.status_code in (200, 302)
+    assert desk.get(url, {"scheduled_start__year": "9999", "scheduled_start__month": "12"})
+    assert desk.get("/admin/notifications/notificationevent/", {"created_at__year": "9999"})
