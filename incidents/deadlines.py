@@ -26,6 +26,7 @@ from django.db.models import CharField, DateTimeField, Value
 from django.utils import timezone
 
 from incidents import sla
+from incidents.calendars import calendar_value
 from incidents.models import IncidentPause, SlaSignal, SlaTargetKind
 from services.models import BusinessCalendar, SlaTarget
 from services.selectors import sla_policies_for
@@ -107,7 +108,7 @@ def calendars_by_id(ids):
 
 
 def _load_calendar(calendar_row):
-    calendar = calendar_row.to_calendar()
+    calendar = calendar_value(calendar_row)
     if not calendar.always_open and not any(calendar.weekly):
         # A calendar without hours would never let the clock run; count all time rather than
         # promise nothing, and say so.

@@ -519,26 +519,6 @@ class BusinessCalendar(models.Model):
         # A changed zone or 24×7 flag moves deadlines (a new calendar has no policy yet).
         SlaInputChange.objects.create(calendar_id=self.pk)
 
-    def to_calendar(self, hours=None, holidays=None):
-        """The plain ``incidents.sla.Calendar`` value the SLA maths works on.
-
-        ``hours`` and ``holidays`` may be passed when already fetched (prefetch), to save
-        queries in the sweep."""
-        from incidents.sla import Calendar
-
-        if self.is_24x7:
-            return Calendar.twenty_four_seven(self.time_zone)
-        hours = list(self.hours.all()) if hours is None else hours
-        holidays = list(self.holidays.all()) if holidays is None else holidays
-        weekly = [[] for _ in range(7)]
-        for h in hours:
-            weekly[h.weekday].append((_minutes(h.opens_at), _minutes(h.closes_at, end=True)))
-        return Calendar(
-            tz=self.time_zone,
-            weekly=tuple(tuple(sorted(day)) for day in weekly),
-            holidays=frozenset(h.date for h in holidays),
-        )
-
 
 def _minutes(t, end=False):
     minutes = t.hour * 60 + t.minute

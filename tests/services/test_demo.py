@@ -8,6 +8,7 @@ import pytest
 from django.apps import apps
 from django.core.management import call_command
 
+from incidents.calendars import calendar_value
 from services import demo
 from services.graph import dependency_ids
 from services.models import (
@@ -105,14 +106,14 @@ def test_customers_speak_both_languages_and_subscribe_both_ways():
 def test_calendars_and_maintenance():
     demo.load_catalog_demo()
     business = BusinessCalendar.objects.get(name=demo.BUSINESS_CALENDAR)
-    value = business.to_calendar()
+    value = calendar_value(business)
     assert value.tz == "Europe/Bucharest"
     assert value.weekly[:5] == (((540, 1020),),) * 5 and value.weekly[5:] == ((), ())
     holidays = set(Holiday.objects.filter(calendar=business).values_list("date", flat=True))
     # Orthodox Easter Monday and Pentecost Monday move every year.
     assert {dt.date(2026, 4, 13), dt.date(2026, 6, 1), dt.date(2027, 5, 3)} <= holidays
     assert {dt.date(2027, 6, 21), dt.date(2027, 12, 1), dt.date(2026, 1, 24)} <= holidays
-    assert BusinessCalendar.objects.get(name=demo.ALWAYS_CALENDAR).to_calendar().always_open
+    assert calendar_value(BusinessCalendar.objects.get(name=demo.ALWAYS_CALENDAR)).always_open
 
     statuses = set(MaintenanceWindow.objects.values_list("status", flat=True))
     assert {MaintenanceStatus.COMPLETED, MaintenanceStatus.SCHEDULED} <= statuses

@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 from django.core.exceptions import ValidationError
 
+from incidents.calendars import calendar_value
 from incidents.sla import Calendar
 from services.models import BusinessCalendar, BusinessHours, MaintenanceWindow, Subscription
 from tests.factories import CalendarFactory, ContactFactory, ServiceFactory, office_calendar
@@ -86,11 +87,11 @@ def test_time_zone_must_be_iana():
     BusinessCalendar(name="Bucharest", time_zone="Europe/Bucharest").full_clean()
 
 
-def test_office_calendar_to_calendar():
+def test_office_calendar_as_clock_value():
     christmas = dt.date(2026, 12, 25)
     calendar = office_calendar(holidays=[christmas, dt.date(2026, 12, 26)])
 
-    value = calendar.to_calendar()
+    value = calendar_value(calendar)
 
     nine_to_five = ((9 * 60, 17 * 60),)
     assert value == Calendar(
@@ -106,7 +107,7 @@ def test_window_closing_at_midnight_ends_at_1440_and_split_days_are_sorted():
     calendar.hours.create(weekday=0, opens_at=dt.time(22), closes_at=dt.time(0))
     calendar.hours.create(weekday=0, opens_at=dt.time(8), closes_at=dt.time(12, 30))
 
-    value = calendar.to_calendar()
+    value = calendar_value(calendar)
 
     assert value.weekly[0] == ((480, 750), (1320, 1440))
     assert value.weekly[1:] == ((),) * 6
@@ -118,17 +119,17 @@ def test_24x7_calendar_ignores_hours_and_holidays():
     calendar.hours.create(weekday=0, opens_at=dt.time(9), closes_at=dt.time(17))
     calendar.holidays.create(date=dt.date(2026, 1, 1))
 
-    value = calendar.to_calendar()
+    value = calendar_value(calendar)
 
     assert value == Calendar.twenty_four_seven("Europe/Bucharest")
     assert value.always_open
 
 
-def test_to_calendar_uses_prefetched_rows(django_assert_num_queries):
+def test_calendar_value_uses_prefetched_rows(django_assert_num_queries):
     calendar = office_calendar(holidays=[dt.date(2026, 1, 1)])
     calendar = BusinessCalendar.objects.prefetch_related("hours", "holidays").get(pk=calendar.pk)
     with django_assert_num_queries(0):
-        value = calendar.to_calendar(
-            hours=list(calendar.hours.all()), holidays=list(calendar.holidays.all())
+        value = calendar_value(
+            calendar, hours=list(calendar.hours.all()), holidays=list(calendar.holidays.all())
         )
     assert value.holidays == frozenset({dt.date(2026, 1, 1)})
