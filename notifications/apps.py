@@ -7,6 +7,9 @@ class NotificationsConfig(AppConfig):
     verbose_name = _("Notifications")
 
     def ready(self):
+        # Registers the tasks in every process (web, worker, beat): delivery sends them by name.
+        import notifications.tasks  # noqa: F401
+
         # The catalog sits below notifications and cannot import the outbox: it announces
         # maintenance through this port, called inside its own transaction.
         from notifications.outbox import enqueue_maintenance_event

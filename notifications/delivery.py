@@ -24,6 +24,7 @@ import logging
 import random
 import time
 
+from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -62,6 +63,18 @@ def _setting(name, default):
 
 _publisher = BoundedCaller("publish")
 
+# Rows per delivery task copy, and the most copies one event gets: a big fan-out is shared by
+# the workers there are instead of waiting for one.
+ROWS_PER_TASK = 1000
+MAX_TASK_COPIES = 8
+
+
+def _task(name):
+    """The Celery task registered as ``name``. Looked up by name because ``notifications.tasks``
+    imports this module (importing it back would be a cycle); NotificationsConfig.ready()
+    imports the tasks, so every process has them registered."""
+    return current_app.tasks[name]
+
 
 def _publish(task, event_id, what):
     """Publish ``task(event_id)``; False instead of an exception when the broker is down, and
@@ -82,18 +95,15 @@ def _publish(task, event_id, what):
 def dispatch_event(event_id, *, copies=1):
     """Ask the workers to deliver ``event_id``'s due rows. Never raises: when the broker is
     down the rows stay committed and the outbox sweep dispatches them later."""
-    from notifications.tasks import deliver_event
-
-    return all(_publish(deliver_event, event_id, "delivery") for _ in range(copies))
+    task = _task("notifications.deliver_event")
+    return all(_publish(task, event_id, "delivery") for _ in range(copies))
 
 
 def dispatch_expansion(event_id):
     """Ask the workers to expand ``event_id`` into its rows. Never raises: when the broker is
     down the event stays committed, its lease is dropped, and the next outbox sweep dispatches
     the expansion."""
-    from notifications.tasks import expand_event
-
-    if _publish(expand_event, event_id, "expansion"):
+    if _publish(_task("notifications.expand_event"), event_id, "expansion"):
         return True
     NotificationEvent.objects.filter(pk=event_id, expanded_at__isnull=True).update(
         expansion_lease_expires_at=None
@@ -504,8 +514,6 @@ def sweep_outbox(now=None):
     """The beat's safety net: reclaim expired leases, re-dispatch expansions that stalled, and
     dispatch delivery for every event with due pending rows (after a broker outage, a retry's
     backoff, a dead worker). Idempotent."""
-    from notifications.outbox import MAX_TASK_COPIES, ROWS_PER_TASK
-
     now = now or timezone.now()
     reclaimed = reclaim_expired_leases(now)
     expansions = redispatch_expansions(now)

@@ -29,6 +29,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from notifications import delivery
+from notifications.delivery import MAX_TASK_COPIES, ROWS_PER_TASK
 from notifications.models import (
     INCIDENT_KINDS,
     MAINTENANCE_KINDS,
@@ -47,10 +49,6 @@ _MAINTENANCE_KIND = {
     MaintenanceStatus.IN_PROGRESS: EventKind.MAINTENANCE_STARTED,
     MaintenanceStatus.COMPLETED: EventKind.MAINTENANCE_COMPLETED,
 }
-# Rows per delivery task copy, and the most copies one event gets: a big fan-out is shared by
-# the workers there are instead of waiting for one.
-ROWS_PER_TASK = 1000
-MAX_TASK_COPIES = 8
 # Contacts per expansion chunk: one INSERT ... SELECT and one commit each. Small enough that the
 # first emails leave within a fraction of a second, big enough that 100,000 take 20 statements.
 EXPANSION_CHUNK = 5000
@@ -209,8 +207,6 @@ def expand_event(
     (a re-run from an older cursor writes nothing twice). ``max_chunks`` stops early (tests use
     it to play a worker killed half-way); the outbox sweep then finishes the expansion once the
     lease has run out."""
-    from notifications import delivery
-
     chunk_size = chunk_size or getattr(settings, "NOTIFY_EXPANSION_CHUNK", EXPANSION_CHUNK)
     deadline = time.monotonic() + time_budget
     written = chunks = copies_sent = 0
@@ -275,16 +271,12 @@ def _record_event(*, kind, key, payload, audience=None, subject_kind="", subject
 
 
 def _expand_on_commit(event):
-    from notifications import delivery
-
     transaction.on_commit(lambda: delivery.dispatch_expansion(event.pk))
 
 
 def _deliver_on_commit(event, rows):
     if rows <= 0:
         return
-    from notifications import delivery
-
     copies = min(MAX_TASK_COPIES, max(1, math.ceil(rows / ROWS_PER_TASK)))
     transaction.on_commit(lambda: delivery.dispatch_event(event.pk, copies=copies))
 
