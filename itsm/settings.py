@@ -11,6 +11,7 @@ from pathlib import Path
 
 import environ
 from django.utils.translation import gettext_lazy as _
+from kombu import Queue
 
 from itsm.keyfile import private_directory, private_file, read_or_create_secret_key
 
@@ -175,16 +176,29 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 SLA_SWEEP_INTERVAL = env.float("SLA_SWEEP_INTERVAL", default=5.0)
 OUTBOX_SWEEP_INTERVAL = env.float("OUTBOX_SWEEP_INTERVAL", default=10.0)
+# Two queues, so slow deliveries (a receiver that hangs, a stalled relay) never hold the sweeps
+# up: a worker of its own consumes "sweeps" (run_all starts one per queue; README "Workers").
+# A worker started without -Q consumes both, as one queue did before.
+CELERY_TASK_DEFAULT_QUEUE = "deliveries"
+CELERY_TASK_QUEUES = (
+    Queue("sweeps", routing_key="sweeps"),
+    Queue("deliveries", routing_key="deliveries"),
+)
+CELERY_TASK_ROUTES = {
+    "incidents.sweep_sla": {"queue": "sweeps"},
+    "notifications.sweep_outbox": {"queue": "sweeps"},
+}
+# A sweep not started by the next tick expires: the next one does its work, none pile up.
 CELERY_BEAT_SCHEDULE = {
     "sla-sweep": {
         "task": "incidents.sweep_sla",
         "schedule": timedelta(seconds=SLA_SWEEP_INTERVAL),
-        "options": {"expires": SLA_SWEEP_INTERVAL * 2},
+        "options": {"expires": SLA_SWEEP_INTERVAL},
     },
     "outbox-sweep": {
         "task": "notifications.sweep_outbox",
         "schedule": timedelta(seconds=OUTBOX_SWEEP_INTERVAL),
-        "options": {"expires": OUTBOX_SWEEP_INTERVAL * 2},
+        "options": {"expires": OUTBOX_SWEEP_INTERVAL},
     },
 }
 

@@ -226,7 +226,9 @@ def run_all(checkout):
     try:
         assert wait_for(f"{base}/healthz", process=process, log=log) == 200
         deadline = time.monotonic() + 60
-        while not all(mark in _read(log) for mark in ("celery@", "ready.", "beat: Starting")):
+        while not all(
+            mark in _read(log) for mark in ("deliveries@", "sweeps@", "ready.", "beat: Starting")
+        ):
             assert time.monotonic() < deadline, _read(log)
             assert process.poll() is None, _read(log)
             time.sleep(0.3)
@@ -245,9 +247,9 @@ def test_run_all_serves_and_stops_everything_on_ctrl_c(run_all):
     process, base, log = run_all
     assert wait_for(f"{base}/admin/login/") == 200
     children = _children(process.pid)
-    # web (gunicorn master + a worker or more), celery worker (+ pool), beat.
-    assert {_started(log, name) for name in ("web", "worker", "beat")} <= children
-    assert len(children) >= 5, children
+    # web (gunicorn master + a worker or more), the two celery workers (+ pools), beat.
+    assert {_started(log, name) for name in ("web", "worker", "sweeper", "beat")} <= children
+    assert len(children) >= 8, children
 
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 0, _read(log)
@@ -258,12 +260,41 @@ def test_run_all_serves_and_stops_everything_on_ctrl_c(run_all):
         urllib.request.urlopen(f"{base}/healthz", timeout=2)
 
 
-def test_run_all_stops_the_others_when_one_dies(run_all):
+def test_run_all_restarts_a_killed_worker_and_beat_while_the_web_serves(run_all):
+    process, base, log = run_all
+    worker, beat = _started(log, "worker"), _started(log, "beat")
+
+    os.kill(worker, signal.SIGKILL)
+    os.kill(beat, signal.SIGKILL)
+    assert wait_for(f"{base}/healthz") == 200  # the web kept serving
+
+    deadline = time.monotonic() + 30
+    while len(re.findall(r"started (worker|beat) \(pid", _read(log))) < 4:
+        assert time.monotonic() < deadline, _read(log)
+        assert process.poll() is None, _read(log)
+        time.sleep(0.3)
+    assert "worker exited with code -9; restarting it in 1 s" in _read(log)
+    assert "beat exited with code -9; restarting it in 1 s" in _read(log)
+    assert _started_last(log, "worker") != worker and _alive(_started_last(log, "worker"))
+    assert _alive(_started_last(log, "beat"))
+    assert wait_for(f"{base}/admin/login/") == 200
+
+    process.send_signal(signal.SIGINT)  # Ctrl-C still stops all, the restarted ones too
+    children = _children(process.pid)
+    assert process.wait(timeout=60) == 0, _read(log)
+    assert not [pid for pid in children if _alive(pid)], _read(log)
+
+
+def _started_last(log, name):
+    return int(re.findall(rf"started {name} \(pid (\d+)\)", _read(log))[-1])
+
+
+def test_run_all_stops_the_others_when_the_web_dies(run_all):
     process, base, log = run_all
     children = _children(process.pid)
 
-    os.kill(_started(log, "beat"), signal.SIGKILL)
+    os.kill(_started(log, "web"), signal.SIGKILL)
 
     assert process.wait(timeout=60) != 0
-    assert "beat exited with code -9; stopping the others" in _read(log)
+    assert "web exited with code -9; stopping the others" in _read(log)
     assert not [pid for pid in children if _alive(pid)], _read(log)

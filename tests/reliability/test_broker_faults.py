@@ -2,16 +2,24 @@
 desk: requests answer within a second, the committed outbox rows arrive once the broker is back,
 and the sweeps keep their schedule while deliveries crawl."""
 
+import datetime as dt
+import http.server
+import threading
 import time
 
 import pytest
+from django.db import transaction
 from django.urls import reverse
 
+from incidents import workflow
+from incidents.models import EventKind as IncidentEventKind
 from incidents.models import IncidentUpdate
-from notifications.models import Notification, NotificationStatus
-from services.models import Contact, Subscription
-from tests.factories import OrganizationFactory, ServiceFactory, UserFactory
-from tests.live import wait_for
+from notifications.models import EventKind, Notification, NotificationStatus
+from notifications.outbox import enqueue_incident_event
+from services.management.commands.run_all import worker_commands
+from services.models import Channel, Contact, SlaPolicy, Subscription
+from tests.factories import OrganizationFactory, ServiceFactory, UserFactory, sla_policy
+from tests.live import BIN, wait_for
 from tests.notifications.conftest import make_incident
 from tests.reliability.conftest import timed
 
@@ -76,3 +84,86 @@ def test_frozen_redis_admin_posts_answer_and_arrive_once_after(
     ids = smtp.message_ids()
     assert len(ids) == len(set(ids)) == expected
     assert client.get("/readyz").status_code == 200
+
+
+HANG = 30  # seconds each receiver holds the request (the webhook timeout cuts it at 10)
+RECEIVERS = 15
+
+
+@pytest.fixture
+def hanging_receiver():
+    """An HTTP receiver that accepts every webhook and answers none for ``HANG`` seconds."""
+    release = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            release.wait(HANG)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_hanging_webhooks_do_not_delay_the_sla_sweep(
+    procs, redis_server, publish_to, hanging_receiver
+):
+    SlaPolicy.objects.filter(is_default=True).update(is_default=False)
+    policy = sla_policy(
+        name="Three seconds", targets={1: (dt.timedelta(seconds=3), dt.timedelta(seconds=60))}
+    )
+    hooked = ServiceFactory(name="Hooked")
+    for i in range(RECEIVERS):
+        Subscription.objects.create(
+            organization=OrganizationFactory(),
+            service=hooked,
+            channel=Channel.WEBHOOK,
+            webhook_url=f"{hanging_receiver}/hook/{i}",
+        )
+    procs.broker(redis_server.url)
+    publish_to(redis_server.url)
+    procs.env["SLA_SWEEP_INTERVAL"] = "1"
+    for name, argv in worker_commands(str(BIN / "python"), concurrency=2).items():
+        procs.start(name, *argv)
+    procs.beat()
+    # Fill both delivery processes with receivers that hang.
+    for n in range(3):
+        with transaction.atomic():
+            enqueue_incident_event(
+                incident=make_incident(hooked, title=f"Hooks {n}", public_status="investigating"),
+                kind=EventKind.INCIDENT_PUBLISHED,
+            )
+    wait_for(
+        lambda: Notification.objects.filter(status=NotificationStatus.SENDING).count() >= 2,
+        30,
+        "the delivery processes to be held by the hanging receivers",
+        procs,
+    )
+
+    incident = workflow.create_incident(
+        actor=None,
+        title="Checkout down",
+        impact=1,
+        urgency=1,
+        services=[ServiceFactory(name="Checkout", default_sla_policy=policy)],
+    )
+    deadline = incident.response_due_at
+    breach = wait_for(
+        lambda: incident.events.filter(kind=IncidentEventKind.SLA_BREACHED).first(),
+        30,
+        "the breach to be flagged",
+        procs,
+    )
+    late = (breach.at - deadline).total_seconds()
+    print(f"breach flagged {late:.2f} s after the deadline while deliveries hang")
+    # Within the sweep interval (1 s) + 1 s, while every delivery process is still held.
+    assert 0 <= late <= 2, late
+    assert Notification.objects.filter(status=NotificationStatus.SENDING).exists()
