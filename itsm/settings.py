@@ -153,8 +153,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
             # Broadcast control (pidbox) files, which kombu puts in the cwd by default.
             "control_folder": str(_celery_dir / "control"),
             "store_processed": False,
+            # kombu sleeps this long whenever the worker holds its prefetched tasks: its 1 s
+            # default capped the embedded worker at about 2 tasks per second.
+            "polling_interval": env.float("BROKER_POLLING_INTERVAL", default=0.01),
         }
     )
+    # Atomic message files (write, then rename): a reader never sees a partial one.
+    CELERY_BROKER_TRANSPORT = "itsm.embedded_broker:Transport"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
