@@ -193,17 +193,18 @@ CELERY_TASK_ROUTES = {
     "incidents.sweep_sla": {"queue": "sweeps"},
     "notifications.sweep_outbox": {"queue": "sweeps"},
 }
-# A sweep not started by the next tick expires: the next one does its work, none pile up.
+# A sweep not started within two ticks expires: a later one does its work, none pile up (one
+# tick would drop most sweeps on a single busy worker that also takes deliveries).
 CELERY_BEAT_SCHEDULE = {
     "sla-sweep": {
         "task": "incidents.sweep_sla",
         "schedule": timedelta(seconds=SLA_SWEEP_INTERVAL),
-        "options": {"expires": SLA_SWEEP_INTERVAL},
+        "options": {"expires": SLA_SWEEP_INTERVAL * 2},
     },
     "outbox-sweep": {
         "task": "notifications.sweep_outbox",
         "schedule": timedelta(seconds=OUTBOX_SWEEP_INTERVAL),
-        "options": {"expires": OUTBOX_SWEEP_INTERVAL},
+        "options": {"expires": OUTBOX_SWEEP_INTERVAL * 2},
     },
 }
 

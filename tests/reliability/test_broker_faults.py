@@ -14,8 +14,8 @@ from django.urls import reverse
 from incidents import workflow
 from incidents.models import EventKind as IncidentEventKind
 from incidents.models import IncidentUpdate
+from incidents.notify import enqueue_incident_event
 from notifications.models import EventKind, Notification, NotificationStatus
-from notifications.outbox import enqueue_incident_event
 from services.management.commands.run_all import worker_commands
 from services.models import Channel, Contact, SlaPolicy, Subscription
 from tests.factories import OrganizationFactory, ServiceFactory, UserFactory, sla_policy
