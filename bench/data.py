@@ -46,7 +46,8 @@ INCIDENT_COLUMNS = [
     "opened_at", "acknowledged_at", "resolved_at", "closed_at", "response_target",
     "resolution_target", "response_due_at", "resolve_due_at", "response_breached_at",
     "resolve_breached_at", "next_sla_check_at", "version", "updated_at", "assignee_id",
-    "assignment_group_id", "organization_id", "sla_policy_id",
+    "assignment_group_id", "organization_id", "sla_policy_id", "responded_at",
+    "first_resolved_at", "sla_explain", "sla_stale", "sla_error", "sla_computed_at",
 ]  # fmt: skip
 
 
@@ -179,6 +180,14 @@ def incident_rows(count, *, catalog: Catalog, now, mix=OPEN_MIX, due=0, seed=1):
     groups = [g.pk for g in catalog.groups]
     orgs = [o.pk for o in catalog.organizations]
     policies = [(catalog.standard.pk, STANDARD_TARGETS), (catalog.premium.pk, PREMIUM_TARGETS)]
+    explains = {
+        (policy.pk, priority): _explain(policy, catalog.services[0], targets[priority])
+        for policy, targets in (
+            (catalog.standard, STANDARD_TARGETS),
+            (catalog.premium, PREMIUM_TARGETS),
+        )
+        for priority in targets
+    }
     levels = [1, 2, 2, 3, 3, 3]
     sources = ("admin", "admin", "api", "alert", "alert", "email", "phone")
     minute = dt.timedelta(minutes=1)
@@ -248,8 +257,42 @@ def incident_rows(count, *, catalog: Catalog, now, mix=OPEN_MIX, due=0, seed=1):
             choice(groups),
             choice(orgs) if random_() < 0.7 else None,
             policy_id,
+            acknowledged or resolved,
+            resolved,
+            explains[policy_id, priority],
+            False,
+            "",
+            now,
         )
         yield row
+
+
+def _explain(policy, service, targets):
+    """``Incident.sla_explain`` as the workflow writes it for one policy through one service."""
+    from psycopg.types.json import Jsonb
+
+    response, resolution = targets
+    candidate = {
+        "policy": policy.pk,
+        "policy_name": policy.name,
+        "service": service.pk,
+        "service_name": service.name,
+        "calendar": policy.calendar_id,
+        "calendar_name": policy.calendar.name,
+    }
+    return Jsonb(
+        {
+            "candidates": [
+                {
+                    **candidate,
+                    "response": response.total_seconds(),
+                    "resolution": resolution.total_seconds(),
+                }
+            ],
+            "response": {**candidate, "target": response.total_seconds()},
+            "resolution": {**candidate, "target": resolution.total_seconds()},
+        }
+    )
 
 
 def copy_incidents(count, *, catalog, now, mix=OPEN_MIX, due=0, seed=1, desc="incidents"):
