@@ -58,9 +58,9 @@ def enqueue_incident_event(*, incident, kind, update=None):
     )
 
 
-def notify_staff(*, kind, key, subject, body, users=(), groups=(), emails=(), incident=None):
-    """Queue a staff message (see ``notifications.outbox.notify_staff``), about ``incident``
-    when given: its reference, title and admin link go into the message."""
+def staff_message(*, kind, key, subject, body, users=(), groups=(), emails=(), incident=None):
+    """A staff message (see ``notifications.outbox.StaffMessage``), about ``incident`` when
+    given: its reference, title and admin link go into the message."""
     details, about = {}, {}
     if incident is not None:
         details = {
@@ -70,17 +70,28 @@ def notify_staff(*, kind, key, subject, body, users=(), groups=(), emails=(), in
             "url": f"{settings.SITE_URL}/admin/incidents/incident/{incident.pk}/change/",
         }
         about = {"subject_kind": SUBJECT_KIND, "subject_id": incident.pk}
-    return outbox.notify_staff(
+    return outbox.StaffMessage(
         kind=kind,
         key=key,
         subject=subject,
         body=body,
-        users=users,
-        groups=groups,
-        emails=emails,
+        users=tuple(users),
+        groups=tuple(groups),
+        emails=tuple(emails),
         details=details,
         **about,
     )
+
+
+def notify_staff(**message):
+    """Queue one staff message (the arguments of ``staff_message``); the new event, or None
+    when its key was queued already."""
+    return outbox.notify_staff_batch([staff_message(**message)])[0]
+
+
+def notify_staff_batch(messages):
+    """Queue many ``staff_message``s in a constant number of statements."""
+    return outbox.notify_staff_batch(messages)
 
 
 def render_preview(incident, body, public_status, language):

@@ -28,7 +28,7 @@ from incidents.models import (
     SlaSignal,
     SlaTargetKind,
 )
-from incidents.notify import notify_staff
+from incidents.notify import notify_staff_batch, staff_message
 from notifications.models import EventKind as NotificationKind
 from services.models import Contract, Service, SlaInputChange, SlaPolicy
 
@@ -205,12 +205,15 @@ def _check_batch(batch, now):
             for incident, found in plain
             for signal in found.signals
         )
+        messages = []
         for incident, found in plain:
             incident.sla_error = ""
             for signal in found.signals:
                 _mark_breach(incident, signal)
             for signal in found.announce:
-                _announce(incident, _as_checkpoint(signal), signal.threshold >= deadlines.BREACH)
+                is_breach = signal.threshold >= deadlines.BREACH
+                messages.append(_announcement(incident, _as_checkpoint(signal), is_breach))
+        notify_staff_batch(m for m in messages if m is not None)
         _save_columns([i for i, _found in plain])
     return raised
 
@@ -275,11 +278,41 @@ def _signal_event(incident, signal, now):
     )
 
 
+SWEPT_COLUMNS = ["next_sla_check_at", "response_breached_at", "resolve_breached_at", "sla_error"]
+
+
 def _save_columns(incidents):
-    Incident.objects.bulk_update(
-        incidents,
-        ["next_sla_check_at", "response_breached_at", "resolve_breached_at", "sla_error"],
+    """Write what the sweep changed on each incident, one statement for the batch."""
+    if connection.vendor != "postgresql":
+        # One CASE per column and row: quadratic in one statement, hence the batches.
+        Incident.objects.bulk_update(incidents, SWEPT_COLUMNS, batch_size=100)
+        return
+    # PostgreSQL: UPDATE … FROM (VALUES …), linear in the batch (bulk_update's CASE took
+    # about a third of a 1,000-incident sweep).
+    values = ", ".join(
+        ["(%s::bigint, %s::timestamptz, %s::timestamptz, %s::timestamptz, %s)"] * len(incidents)
     )
+    params = [
+        value
+        for i in incidents
+        for value in (
+            i.pk,
+            i.next_sla_check_at,
+            i.response_breached_at,
+            i.resolve_breached_at,
+            i.sla_error,
+        )
+    ]
+    table = Incident._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS i SET next_sla_check_at = v.next_check, "
+            "response_breached_at = v.response_breached, "
+            "resolve_breached_at = v.resolve_breached, sla_error = v.error "
+            f"FROM (VALUES {values}) AS v(id, next_check, response_breached, resolve_breached, "
+            "error) WHERE i.id = v.id",
+            params,
+        )
 
 
 def _write_one_by_one(incident, found, now):
@@ -398,6 +431,13 @@ def _raise(incident, checkpoint, now, *, announce):
 
 
 def _announce(incident, checkpoint, is_breach):
+    message = _announcement(incident, checkpoint, is_breach)
+    if message is not None:
+        notify_staff_batch([message])
+
+
+def _announcement(incident, checkpoint, is_breach):
+    """The staff message that tells about a warning or breach (None: nobody to tell)."""
     target_label = SlaTargetKind(checkpoint.target).label.lower()
     values = {
         "reference": incident.reference,
@@ -430,13 +470,13 @@ def _announce(incident, checkpoint, is_breach):
             users.append(team.escalation_contact)
     if not users and not groups:
         log.warning("No one to tell about %s on %s", checkpoint, incident.reference)
-        return
-    notify_staff(
+        return None
+    return staff_message(
         kind=NotificationKind.SLA_BREACH if is_breach else NotificationKind.SLA_WARNING,
         key=f"incident:{incident.pk}:sla:{checkpoint.target}:{checkpoint.threshold}",
         subject=subject,
         body=body,
-        users=users,
-        groups=groups,
+        users=tuple(users),
+        groups=tuple(groups),
         incident=incident,
     )

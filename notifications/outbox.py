@@ -24,9 +24,10 @@ import hashlib
 import json
 import math
 import time
+from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from notifications import delivery
@@ -349,18 +350,48 @@ def discard_unsent(events):
 def _group_addresses(groups):
     """(recipient key, user, address) for each group: the team's own address when it has one,
     else its active members with an email."""
-    from django.contrib.auth.models import Group
+    by_group = _group_addresses_by_group({g.pk for g in groups})
+    return [address for g in groups for address in by_group.get(g.pk, ())]
 
-    out = []
-    groups = Group.objects.filter(pk__in=[g.pk for g in groups]).select_related("team")
-    for group in groups:
+
+def _group_addresses_by_group(group_ids):
+    """{group id: [(recipient key, user, address)]} in two queries, however many groups."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.db.models import Prefetch
+
+    if not group_ids:
+        return {}
+    reachable = Prefetch(
+        "user_set",
+        queryset=get_user_model().objects.filter(is_active=True).exclude(email="").order_by("pk"),
+        to_attr="reachable_members",
+    )
+    found = {}
+    groups = Group.objects.filter(pk__in=group_ids).select_related("team")
+    for group in groups.prefetch_related(reachable):
         team_email = getattr(getattr(group, "team", None), "email", "")
         if team_email:
-            out.append((f"email:{team_email.lower()}", None, team_email))
-            continue
-        for user in group.user_set.filter(is_active=True).exclude(email=""):
-            out.append((f"user:{user.pk}", user, user.email))
-    return out
+            found[group.pk] = [(f"email:{team_email.lower()}", None, team_email)]
+        else:
+            found[group.pk] = [(f"user:{u.pk}", u, u.email) for u in group.reachable_members]
+    return found
+
+
+@dataclass(frozen=True)
+class StaffMessage:
+    """One message to staff, as ``notify_staff`` takes it, for ``notify_staff_batch``."""
+
+    kind: str
+    key: str
+    subject: str
+    body: str
+    users: tuple = ()
+    groups: tuple = ()
+    emails: tuple = ()
+    details: dict = field(default_factory=dict)
+    subject_kind: str = ""
+    subject_id: int | None = None
 
 
 def notify_staff(
@@ -383,45 +414,94 @@ def notify_staff(
     and link); ``subject_kind`` and ``subject_id`` name what the event is about.
     Returns the new event, or None when ``key`` was queued already. A handful of rows, so they
     are written here, in the caller's transaction (the event is expanded at once)."""
-    payload = {
-        "subject": str(subject),
-        "body": str(body),
-        "kind": str(kind),
-        "site_url": settings.SITE_URL,
-        **(details or {}),
-    }
-    event = _record_event(
+    message = StaffMessage(
         kind=kind,
-        key=f"staff:{key}",
-        payload=payload,
+        key=key,
+        subject=subject,
+        body=body,
+        users=tuple(users),
+        groups=tuple(groups),
+        emails=tuple(emails),
+        details=details or {},
         subject_kind=subject_kind,
         subject_id=subject_id,
     )
-    if event is None:
-        return None
-    recipients = [(f"user:{u.pk}", u, u.email) for u in users if u.email and u.is_active]
-    recipients += _group_addresses(groups)
-    recipients += [(f"email:{e.strip().lower()}", None, e.strip()) for e in emails if e.strip()]
-    seen = set()
-    rows = []
-    for recipient_key, user, address in recipients:
-        if address.lower() in seen:
-            continue
-        seen.add(address.lower())
-        rows.append(
-            Notification(
-                event=event,
-                channel=Channel.EMAIL,
-                recipient_key=recipient_key,
-                user=user,
-                address=address,
-                language=settings.LANGUAGE_CODE,
-                status=NotificationStatus.PENDING,
+    return notify_staff_batch([message])[0]
+
+
+def notify_staff_batch(messages):
+    """``notify_staff`` for many messages in a constant number of statements (the SLA sweep
+    raises hundreds at once when an outage opens many incidents). Returns, per message, its new
+    event or None when its key was queued already (earlier, or by an earlier message here)."""
+    messages = list(messages)
+    if not messages:
+        return []
+    keys = [f"staff:{m.key}" for m in messages]
+    taken = set(NotificationEvent.objects.filter(key__in=keys).values_list("key", flat=True))
+    now = timezone.now()
+    fresh = {}
+    for message, key in zip(messages, keys, strict=True):
+        if key not in taken and key not in fresh:
+            fresh[key] = NotificationEvent(
+                kind=message.kind,
+                key=key,
+                payload={
+                    "subject": str(message.subject),
+                    "body": str(message.body),
+                    "kind": str(message.kind),
+                    "site_url": settings.SITE_URL,
+                    **message.details,
+                },
+                subject_kind=message.subject_kind,
+                subject_id=message.subject_id,
+                created_at=now,
+                expanded_at=now,  # the rows are written here: nothing to expand
             )
-        )
+    try:
+        with transaction.atomic():
+            NotificationEvent.objects.bulk_create(fresh.values())
+    except IntegrityError:
+        # Another transaction queued one of these keys meanwhile: one at a time, each once.
+        if len(messages) == 1:
+            return [None]
+        return [notify_staff_batch([m])[0] for m in messages]
+    by_group = _group_addresses_by_group({g.pk for m in messages for g in m.groups})
+    result, rows, counts = [], [], []
+    for message, key in zip(messages, keys, strict=True):
+        event = fresh.pop(key, None)
+        result.append(event)
+        if event is None:
+            continue
+        recipients = [
+            (f"user:{u.pk}", u, u.email) for u in message.users if u.email and u.is_active
+        ]
+        recipients += [a for g in message.groups for a in by_group.get(g.pk, ())]
+        recipients += [
+            (f"email:{e.strip().lower()}", None, e.strip()) for e in message.emails if e.strip()
+        ]
+        seen = set()
+        mine = 0
+        for recipient_key, user, address in recipients:
+            if address.lower() in seen:
+                continue
+            seen.add(address.lower())
+            mine += 1
+            rows.append(
+                Notification(
+                    event=event,
+                    channel=Channel.EMAIL,
+                    recipient_key=recipient_key,
+                    user=user,
+                    address=address,
+                    language=settings.LANGUAGE_CODE,
+                    status=NotificationStatus.PENDING,
+                )
+            )
+        counts.append((event, mine))
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
-    _deliver_on_commit(event, len(rows))
-    return event
+    for event, mine in counts:
+        _deliver_on_commit(event, mine)
+    return result
 
 
 __all__ = [
@@ -430,5 +510,7 @@ __all__ = [
     "enqueue_maintenance_event",
     "expand_event",
     "notify_staff",
+    "notify_staff_batch",
+    "StaffMessage",
     "notified_service_ids",
 ]
