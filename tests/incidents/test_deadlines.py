@@ -30,24 +30,10 @@ from tests.factories import (
 H = dt.timedelta(hours=1)
 MIN = dt.timedelta(minutes=1)
 UTC = dt.UTC
-BUCHAREST = dt.timezone(dt.timedelta(hours=2))  # EET, before the March 2026 DST change
 
 
 def utc(day, hour, minute=0):
     return dt.datetime(2026, 3, day, hour, minute, tzinfo=UTC)
-
-
-def open_incident(services, *, now, impact=2, urgency=3, organization=None):
-    """P3 by default (impact 2 × urgency 3 → P4? no: the matrix gives 2×3 → P4), see below."""
-    return workflow.create_incident(
-        actor=None,
-        title="Checkout slow",
-        impact=impact,
-        urgency=urgency,
-        services=services,
-        organization=organization,
-        now=now,
-    )
 
 
 # impact × urgency giving P3 (the matrix's 2×2).
@@ -430,3 +416,45 @@ def test_one_broken_incident_does_not_starve_the_others(default_24x7, caplog):
     assert broken.sla_error
     assert broken.next_sla_check_at > utc(2, 9, 1)  # not retried in a hot loop
     assert broken.reference in caplog.text
+
+
+# --- the migration fills the new columns from the timeline ----------------------------------------
+
+
+def test_the_migration_fills_responded_and_first_resolution_from_the_timeline(default_24x7):
+    import importlib
+
+    from django.apps import apps
+
+    fill = importlib.import_module(
+        "incidents.migrations.0006_responded_first_resolved_explain"
+    ).fill_responded_and_first_resolution
+    service = ServiceFactory(default_sla_policy=default_24x7)
+
+    def opened():
+        return workflow.create_incident(
+            actor=None, title="x", services=[service], now=utc(2, 8), **P3
+        )
+
+    acknowledged = opened()
+    workflow.acknowledge(acknowledged, actor=None, now=utc(2, 8, 5))
+    resolved_only = opened()
+    workflow.resolve(resolved_only, actor=None, code="fixed", notes="ok", now=utc(2, 8, 30))
+    reopened = opened()
+    workflow.acknowledge(reopened, actor=None, now=utc(2, 8, 1))
+    workflow.resolve(reopened, actor=None, code="fixed", notes="ok", now=utc(2, 9))
+    workflow.reopen(reopened, actor=None, now=utc(2, 10))
+    # The rows as the old code left them: resolving set acknowledged_at, nothing kept the
+    # response or the first resolution apart.
+    Incident.objects.update(responded_at=None, first_resolved_at=None)
+    Incident.objects.filter(pk=resolved_only.pk).update(acknowledged_at=utc(2, 8, 30))
+
+    fill(apps, None)
+
+    rows = {
+        i.pk: (i.acknowledged_at, i.responded_at, i.first_resolved_at)
+        for i in Incident.objects.all()
+    }
+    assert rows[acknowledged.pk] == (utc(2, 8, 5), utc(2, 8, 5), None)
+    assert rows[resolved_only.pk] == (None, utc(2, 8, 30), utc(2, 8, 30))
+    assert rows[reopened.pk] == (utc(2, 8, 1), utc(2, 8, 1), utc(2, 9))
