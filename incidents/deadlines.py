@@ -71,14 +71,6 @@ def _cached_calendar(calendar_row):
     return calendar
 
 
-def calendar_of(policy):
-    """The plain ``sla.Calendar`` of a policy (24×7 UTC without one), from memory while the
-    calendar is unchanged."""
-    if policy is None:
-        return sla.Calendar.twenty_four_seven()
-    return _cached_calendar(policy.calendar)
-
-
 def calendars_by_id(ids):
     """{calendar id: plain calendar} for ``ids``: one query for the stamps, more only for the
     calendars not in memory. An id that no longer exists counts as 24×7 UTC; one that cannot
