@@ -142,6 +142,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # How long a request waits for a publish (and /readyz for the broker) before it goes on without
 # it: the outbox row is committed, the sweep dispatches it (itsm/bounded.py).
 BROKER_PUBLISH_WAIT = env.float("BROKER_PUBLISH_WAIT", default=0.25)
+READYZ_BROKER_WAIT = env.float("READYZ_BROKER_WAIT", default=0.8)
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("out", "processed", "control"):
         (_celery_dir / sub).mkdir(parents=True, exist_ok=True)
