@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import CharField, DateTimeField, Value
+from django.db.models import CharField, DateTimeField, Q, Value
 from django.utils import timezone
 
 from incidents import sla
@@ -146,16 +146,20 @@ def clock_inputs(incident):
 def contributors(incident):
     """The policies that contribute to the incident's deadlines (SLA.md rule 1), as plain
     dicts: policy, service and calendar (ids and names) and the response and resolution
-    targets in seconds (None when nothing promises one). Four queries, whatever the number
-    of services; the calendars come from memory."""
+    targets in seconds (None when nothing promises one). Two queries (three with a reporting
+    organisation), whatever the number of services; the calendars come from memory."""
     services = list(incident.services.select_related("default_sla_policy__calendar"))
     policies = sla_policies_for(services, incident.organization)
-    default = _global_default()
-    wanted = {p.pk for p in policies.values()} | ({default.pk} if default else set())
-    targets = {
-        t.policy_id: t
-        for t in SlaTarget.objects.filter(policy_id__in=wanted, priority=incident.priority)
-    }
+    # The global default's target comes with the others (one query, not two): the default
+    # policy only ever contributes through its target for this priority.
+    targets, default = {}, None
+    for t in SlaTarget.objects.filter(
+        Q(policy_id__in={p.pk for p in policies.values()}) | Q(policy__is_default=True),
+        priority=incident.priority,
+    ).select_related("policy__calendar"):
+        targets[t.policy_id] = t
+        if t.policy.is_default:
+            default = t.policy
     pairs = [(s, policies.get(s.pk) or default) for s in services] or [(None, default)]
     found = {}
     for service, policy in pairs:
@@ -185,12 +189,6 @@ def contributors(incident):
             calendar,
         )
     return list(found.values())
-
-
-def _global_default():
-    from services.models import SlaPolicy
-
-    return SlaPolicy.objects.filter(is_default=True).select_related("calendar").first()
 
 
 def _earliest(candidates, kind, start, pauses):
@@ -249,21 +247,29 @@ def recompute(incident, *, reuse_policy=False):
     its due instant; one met while on hold is due as if the hold ended when it was met."""
     explain = dict(incident.sla_explain or {})
     stored = explain.get("candidates")
-    if reuse_policy and stored is not None:
-        calendars = calendars_by_id(c["calendar"] for c in stored)
-        candidates = [(c, calendars[c["calendar"]]) for c in stored]
-        for _candidate, calendar in candidates:
-            if isinstance(calendar, Exception):
-                raise calendar
-    else:
+    reuse = reuse_policy and stored is not None
+    if not reuse:
         candidates = contributors(incident)
         explain["candidates"] = [c for c, _calendar in candidates]
-
-    pauses, signalled = clock_inputs(incident)
-    for kind in TARGETS:
+    pending = [
+        kind
+        for kind in TARGETS
+        if _met_at(incident, kind) is None or getattr(incident, _due_field(kind)) is None
+    ]
+    if reuse and not pending and not incident.is_open:
+        # Both targets met and kept (a resolve): no deadline can move, nothing is left to
+        # check, so neither the calendars nor the pauses are read.
+        pauses = signalled = None
+    else:
+        if reuse:
+            calendars = calendars_by_id(c["calendar"] for c in stored)
+            candidates = [(c, calendars[c["calendar"]]) for c in stored]
+            for _candidate, calendar in candidates:
+                if isinstance(calendar, Exception):
+                    raise calendar
+        pauses, signalled = clock_inputs(incident)
+    for kind in pending:
         due_field, target_field = _due_field(kind), _target_field(kind)
-        if _met_at(incident, kind) is not None and getattr(incident, due_field) is not None:
-            continue  # met: the due instant it was met against stays (SLA.md rule 4)
         candidate, due = _earliest(candidates, kind, incident.opened_at, pauses)
         setattr(incident, due_field, due)
         if candidate is None:
@@ -282,7 +288,12 @@ def recompute(incident, *, reuse_policy=False):
     if not incident.is_open:
         incident.next_sla_check_at = None
         return incident
-    calendars = calendars_by_id(explain[k]["calendar"] for k in TARGETS if k in explain)
+    # The winners' calendars are among the candidates' (read above): no second read.
+    calendars = {c["calendar"]: calendar for c, calendar in candidates}
+    calendars[None] = sla.Calendar.twenty_four_seven()
+    wanted = {explain[k]["calendar"] for k in pending if k in explain}
+    if not wanted <= calendars.keys():
+        calendars = calendars_by_id(wanted)
     upcoming = checkpoints(incident, calendars, pauses, signalled)
     incident.next_sla_check_at = min((c.at for c in upcoming), default=None)
     return incident

@@ -17,15 +17,22 @@ def incident_url(incident):
     return f"{settings.SITE_URL}/incidents/{incident.pk}/"
 
 
-def incident_payload(incident, *, kind, body="", public_status=""):
-    """All the customer templates need about ``incident``, computed once per event."""
+def _services_of(incident):
+    return list(incident.services.order_by("display_order", "name"))
+
+
+def incident_payload(incident, *, kind, body="", public_status="", services=None):
+    """All the customer templates need about ``incident``, computed once per event.
+    ``services``: the incident's services in display order, when the caller read them."""
+    if services is None:
+        services = _services_of(incident)
     return {
         "incident_id": incident.pk,
         "reference": incident.reference,
         "title": incident.title,
         "public_status": public_status or incident.public_status or "",
         "body": body,
-        "services": public_service_names(incident.services.order_by("display_order", "name")),
+        "services": public_service_names(services),
         "url": incident_url(incident),
         "kind": str(kind),
         "site_url": settings.SITE_URL,
@@ -41,17 +48,19 @@ def enqueue_incident_event(*, incident, kind, update=None):
     (same incident, kind and update) was queued already."""
     if kind not in INCIDENT_KINDS:
         raise ValueError(f"not an incident event kind: {kind}")
+    services = _services_of(incident)  # one read for the payload and the audience
     payload = incident_payload(
         incident,
         kind=kind,
         body=update.body if update else "",
         public_status=(update.public_status if update else "") or incident.public_status,
+        services=services,
     )
     return outbox.enqueue_customer_event(
         kind=kind,
         key=f"incident:{incident.pk}:{kind}:{update.pk if update else ''}",
         payload=payload,
-        services=list(incident.services.all()),
+        services=services,
         organization_id=incident.organization_id,
         subject_kind=SUBJECT_KIND,
         subject_id=incident.pk,

@@ -267,8 +267,32 @@ def _record_event(*, kind, key, payload, audience=None, subject_kind="", subject
         defaults["expansion_lease_expires_at"] = now + dt.timedelta(seconds=_lease_seconds())
     else:
         defaults["expanded_at"] = now
-    event, created = NotificationEvent.objects.get_or_create(key=key, defaults=defaults)
-    return event if created else None
+    event = NotificationEvent(key=key, **defaults)
+    event.pk = _insert_unless_recorded(event)
+    if event.pk is None:
+        return None
+    event._state.adding, event._state.db = False, connection.alias
+    return event
+
+
+def _insert_unless_recorded(event):
+    """INSERT the event unless its key is recorded already: its new id, else None. One
+    statement (``ON CONFLICT DO NOTHING RETURNING``) where ``get_or_create`` takes a read, a
+    savepoint and an insert; a concurrent duplicate waits for the first one's commit and then
+    inserts nothing."""
+    fields = [f for f in NotificationEvent._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    params = [f.get_db_prep_save(f.pre_save(event, True), connection) for f in fields]
+    table = connection.ops.quote_name(NotificationEvent._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))}) "  # noqa: S608
+        f"ON CONFLICT ({connection.ops.quote_name('key')}) DO NOTHING RETURNING "
+        f"{connection.ops.quote_name(NotificationEvent._meta.pk.column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def _expand_on_commit(event):
