@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import CharField, DateTimeField, Q, Value
+from django.db.models import CharField, DateTimeField, F, Q, Value
 from django.utils import timezone
 
 from incidents import sla
@@ -71,22 +71,25 @@ def _cached_calendar(calendar_row):
     return calendar
 
 
-def calendars_by_id(ids):
-    """{calendar id: plain calendar} for ``ids``: one query for the stamps, more only for the
-    calendars not in memory. An id that no longer exists counts as 24×7 UTC; one that cannot
-    be turned into a calendar maps to its error."""
+def calendars_by_id(ids, stamps=None):
+    """{calendar id: plain calendar} for ``ids``: one query for the stamps (none when the
+    caller read them: ``stamps`` {id: updated_at}), more only for the calendars not in memory.
+    An id that no longer exists counts as 24×7 UTC; one that cannot be turned into a calendar
+    maps to its error."""
     ids = {i for i in ids if i is not None}
     found = {}
     if ids:
-        rows = BusinessCalendar.objects.filter(pk__in=ids).only("pk", "updated_at")
-        stamps = {row.pk: row for row in rows}
+        if stamps is None:
+            stamps = dict(
+                BusinessCalendar.objects.filter(pk__in=ids).values_list("pk", "updated_at")
+            )
         for pk in ids:
-            row = stamps.get(pk)
-            if row is None:
+            stamp = stamps.get(pk)
+            if stamp is None:
                 found[pk] = sla.Calendar.twenty_four_seven()
                 continue
             kept = _CALENDARS.get(pk)
-            if kept and kept[0] == row.updated_at and kept[1] > time.monotonic():
+            if kept and kept[0] == stamp and kept[1] > time.monotonic():
                 found[pk] = kept[2]
                 continue
             try:
@@ -116,6 +119,16 @@ def pauses_of(incident):
 def clock_inputs(incident):
     """The incident's pauses [(from, to)] in time order and the (target, threshold) signals
     already raised, in one query (UNION ALL): every transition that moves the clock needs both."""
+    pauses, signalled, _stamps = _clock_inputs(incident, ())
+    return pauses, signalled
+
+
+_CALENDAR_ROW = "calendar"  # not a target: marks the calendar stamps in ``_clock_inputs``
+
+
+def _clock_inputs(incident, calendar_ids):
+    """``clock_inputs`` and, in the same query, the ``updated_at`` stamps of ``calendar_ids``
+    ({id: stamp}, for ``calendars_by_id``)."""
     pauses = (
         IncidentPause.objects.filter(incident=incident)
         .annotate(target=Value("", output_field=CharField()), th=Value(0))
@@ -131,13 +144,28 @@ def clock_inputs(incident):
         .values_list("start", "end", "target", "threshold")
         .order_by()
     )
-    found, signalled = [], set()
-    for started_at, ended_at, target, threshold in pauses.union(signals, all=True):
-        if target:
-            signalled.add((target, threshold))
+    parts = [signals]
+    if calendar_ids:
+        parts.append(
+            BusinessCalendar.objects.filter(pk__in=calendar_ids)
+            .annotate(
+                start=F("updated_at"),
+                end=Value(None, output_field=DateTimeField()),
+                target=Value(_CALENDAR_ROW, output_field=CharField()),
+                th=F("pk"),
+            )
+            .values_list("start", "end", "target", "th")
+            .order_by()
+        )
+    found, signalled, stamps = [], set(), {}
+    for started_at, ended_at, target, number in pauses.union(*parts, all=True):
+        if target == _CALENDAR_ROW:
+            stamps[number] = started_at
+        elif target:
+            signalled.add((target, number))
         else:
             found.append((started_at, ended_at))
-    return sorted(found, key=lambda p: p[0]), signalled
+    return sorted(found, key=lambda p: p[0]), signalled, stamps
 
 
 # --- contributors -------------------------------------------------------------------------------
@@ -261,13 +289,15 @@ def recompute(incident, *, reuse_policy=False):
         # check, so neither the calendars nor the pauses are read.
         pauses = signalled = None
     else:
+        # The stored candidates' calendar stamps come with the pauses (one query, not two).
+        calendar_ids = {c["calendar"] for c in stored if c["calendar"]} if reuse else ()
+        pauses, signalled, stamps = _clock_inputs(incident, calendar_ids)
         if reuse:
-            calendars = calendars_by_id(c["calendar"] for c in stored)
+            calendars = calendars_by_id(calendar_ids, stamps)
             candidates = [(c, calendars[c["calendar"]]) for c in stored]
             for _candidate, calendar in candidates:
                 if isinstance(calendar, Exception):
                     raise calendar
-        pauses, signalled = clock_inputs(incident)
     for kind in pending:
         due_field, target_field = _due_field(kind), _target_field(kind)
         candidate, due = _earliest(candidates, kind, incident.opened_at, pauses)

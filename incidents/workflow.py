@@ -10,6 +10,7 @@ Callers translate ``WorkflowError`` into a message or a status code; they hold n
 """
 
 from django.db import transaction
+from django.db.models import Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext_lazy
@@ -90,14 +91,16 @@ def _now(now):
     return now or timezone.now()
 
 
-def _lock(incident, expected_version, action):
+def _lock(incident, expected_version, action, *, matrix_cell=None):
     """Re-read and lock the row (the caller is inside ``transaction.atomic``); refuse a stale
-    version and an illegal move."""
-    locked = (
-        Incident.objects.select_for_update(of=("self",))
-        .select_related("sla_policy__calendar")
-        .get(pk=incident.pk)
-    )
+    version and an illegal move. ``matrix_cell`` (impact, urgency): read that cell of the
+    priority matrix in the same query (``matrix_priority``, None when the cell is missing)."""
+    query = Incident.objects.select_for_update(of=("self",)).select_related("sla_policy__calendar")
+    if matrix_cell is not None:
+        impact, urgency = matrix_cell
+        cell = PriorityMatrixEntry.objects.filter(impact=impact, urgency=urgency)
+        query = query.annotate(matrix_priority=Subquery(cell.values("priority")[:1]))
+    locked = query.get(pk=incident.pk)
     if expected_version is not None and locked.version != expected_version:
         # The change that made the form stale: SLA signals are raised by the sweep without
         # bumping the version, so they never are.
@@ -211,11 +214,16 @@ def _tell_catalog(incident, *, at, statuses=None):
     return set_impacts(cause, statuses, at=at)
 
 
-def _matrix_priority(impact, urgency):
-    matrix = {
-        (e.impact, e.urgency): e.priority
-        for e in PriorityMatrixEntry.objects.filter(impact=impact, urgency=urgency)
-    }
+_UNREAD = object()
+
+
+def _matrix_priority(impact, urgency, cell=_UNREAD):
+    """The matrix's priority for ``impact`` × ``urgency``; ``cell``: that cell's priority as
+    read already (None: the matrix lacks it)."""
+    if cell is _UNREAD:
+        cell = PriorityMatrixEntry.objects.filter(impact=impact, urgency=urgency).first()
+        cell = cell.priority if cell else None
+    matrix = {(impact, urgency): cell} if cell is not None else {}
     try:
         return priority_from_matrix(matrix, impact, urgency)
     except ValueError as exc:
@@ -392,7 +400,9 @@ def _notify_assignment(incident, *, actor, at):
 def change_priority(incident, *, actor, impact, urgency, expected_version=None, now=None):
     """Re-rate impact and urgency; the priority follows the matrix and the deadlines move."""
     with transaction.atomic():
-        incident = _lock(incident, expected_version, "change_priority")
+        incident = _lock(
+            incident, expected_version, "change_priority", matrix_cell=(impact, urgency)
+        )
         now = _now(now)
         if not _do_change_priority(incident, actor=actor, impact=impact, urgency=urgency, at=now):
             return incident
@@ -400,7 +410,8 @@ def change_priority(incident, *, actor, impact, urgency, expected_version=None, 
 
 
 def _do_change_priority(incident, *, actor, impact, urgency, at):
-    priority = _matrix_priority(impact, urgency)
+    # The cell comes with the lock when the caller asked for it (one query fewer).
+    priority = _matrix_priority(impact, urgency, getattr(incident, "matrix_priority", _UNREAD))
     if (impact, urgency) == (incident.impact, incident.urgency):
         return False
     old = {"impact": incident.impact, "urgency": incident.urgency, "priority": incident.priority}
