@@ -10,6 +10,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from incidents import visibility
+from itsm.actors import ActorKind
 from services.models import Priority, ServiceStatus
 
 
@@ -78,6 +80,24 @@ class SlaTargetKind(models.TextChoices):
     RESOLUTION = "resolution", _("Resolution")
 
 
+class VisibleQuerySet(models.QuerySet):
+    """Rows narrowed to what an actor may read: the incident's rule (``incidents.visibility``),
+    reached through ``incident_path`` ("" on the incident itself)."""
+
+    incident_path = ""
+
+    def visible_to(self, actor):
+        return visibility.scope(self, actor, self.incident_path)
+
+
+class IncidentQuerySet(VisibleQuerySet):
+    pass
+
+
+class IncidentChildQuerySet(VisibleQuerySet):
+    incident_path = "incident__"
+
+
 class Incident(models.Model):
     title = models.CharField(_("title"), max_length=200)
     description = models.TextField(_("description"), blank=True)
@@ -144,6 +164,15 @@ class Incident(models.Model):
         verbose_name=_("assignment group"),
     )
     is_major = models.BooleanField(_("major incident"), default=False)
+    is_confidential = models.BooleanField(
+        _("confidential"),
+        default=False,
+        help_text=_(
+            "Seen only by the Security group, incident managers, its assignee and its "
+            "commander; it does not move a public service status and tells customers nothing "
+            "unless a public update is posted, which then names no detail."
+        ),
+    )
     commander = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -227,6 +256,8 @@ class Incident(models.Model):
     version = models.PositiveIntegerField(_("version"), default=1)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
+    objects = IncidentQuerySet.as_manager()
+
     class Meta:
         ordering = ["priority", "resolve_due_at"]
         verbose_name = _("incident")
@@ -250,7 +281,10 @@ class Incident(models.Model):
             ),
             models.Index(fields=["state", "priority"], name="incident_state_idx"),
         ]
-        permissions = [("work_incident", _("Can work incidents (transitions)"))]
+        permissions = [
+            ("work_incident", _("Can work incidents (transitions)")),
+            ("access_confidential", _("Can see and mark confidential incidents")),
+        ]
 
     def __str__(self):
         return f"{self.reference} {self.title}"
@@ -365,6 +399,12 @@ class IncidentEvent(models.Model):
         Incident, on_delete=models.CASCADE, related_name="events", verbose_name=_("incident")
     )
     at = models.DateTimeField(_("at"), default=timezone.now)
+    # Who acted (``itsm.actors.Actor``): its kind, the user when a person acted, and a label and
+    # reference that outlive the user, token or integration (the label is what the timeline
+    # shows; the reference is the user, token or integration id).
+    actor_kind = models.CharField(
+        _("actor kind"), max_length=16, choices=ActorKind.choices, default=ActorKind.SYSTEM
+    )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -373,10 +413,14 @@ class IncidentEvent(models.Model):
         related_name="+",
         verbose_name=_("actor"),
     )
+    actor_label = models.CharField(_("actor label"), max_length=150, blank=True)
+    actor_ref = models.CharField(_("actor reference"), max_length=64, blank=True)
     kind = models.CharField(_("kind"), max_length=32, choices=EventKind.choices)
     old_value = models.JSONField(_("from"), null=True, blank=True)
     new_value = models.JSONField(_("to"), null=True, blank=True)
     note = models.TextField(_("note"), blank=True)
+
+    objects = IncidentChildQuerySet.as_manager()
 
     class Meta:
         ordering = ["at", "id"]
@@ -409,6 +453,8 @@ class IncidentUpdate(models.Model):
     )
     body = models.TextField(_("message"))
 
+    objects = IncidentChildQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = _("update")
@@ -430,6 +476,8 @@ class SlaSignal(models.Model):
     threshold = models.PositiveSmallIntegerField(_("threshold (‰)"))
     due_at = models.DateTimeField(_("crossed at"))
     raised_at = models.DateTimeField(_("raised"), default=timezone.now)
+
+    objects = IncidentChildQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("SLA signal")

@@ -5,6 +5,7 @@ and names the events' subject as ("incident", id)."""
 
 from django.conf import settings
 
+from incidents import visibility
 from notifications import outbox, queries
 from notifications.models import INCIDENT_KINDS, EventKind
 from notifications.rendering import render_email
@@ -26,6 +27,21 @@ def incident_payload(incident, *, kind, body="", public_status="", services=None
     ``services``: the incident's services in display order, when the caller read them."""
     if services is None:
         services = _services_of(incident)
+    if incident.is_confidential:
+        # A confidential incident tells customers only what its public update says: no title,
+        # reference or link that would name it (the templates then show the heading, status,
+        # message and public services).
+        return {
+            "incident_id": None,
+            "reference": "",
+            "title": "",
+            "public_status": public_status or incident.public_status or "",
+            "body": body,
+            "services": public_service_names(services),
+            "url": f"{settings.SITE_URL}/",
+            "kind": str(kind),
+            "site_url": settings.SITE_URL,
+        }
     return {
         "incident_id": incident.pk,
         "reference": incident.reference,
@@ -69,8 +85,9 @@ def enqueue_incident_event(*, incident, kind, update=None):
 
 def staff_message(*, kind, key, subject, body, users=(), groups=(), emails=(), incident=None):
     """A staff message (see ``notifications.outbox.StaffMessage``), about ``incident`` when
-    given: its reference, title and admin link go into the message."""
-    details, about = {}, {}
+    given: its reference, title and admin link go into the message, and only people who
+    may see the incident receive it (a confidential one: no team mailbox, no outsider)."""
+    details, about, readers = {}, {}, None
     if incident is not None:
         details = {
             "incident_id": incident.pk,
@@ -79,6 +96,7 @@ def staff_message(*, kind, key, subject, body, users=(), groups=(), emails=(), i
             "url": f"{settings.SITE_URL}/admin/incidents/incident/{incident.pk}/change/",
         }
         about = {"subject_kind": SUBJECT_KIND, "subject_id": incident.pk}
+        readers = visibility.readers_of(incident)
     return outbox.StaffMessage(
         kind=kind,
         key=key,
@@ -88,6 +106,7 @@ def staff_message(*, kind, key, subject, body, users=(), groups=(), emails=(), i
         groups=tuple(groups),
         emails=tuple(emails),
         details=details,
+        readers=readers,
         **about,
     )
 

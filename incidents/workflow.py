@@ -7,7 +7,16 @@ transaction changes the row, writes the timeline event, recomputes the SLA deadl
 the affected services' status and writes the outbox rows. Delivery starts on commit.
 
 Callers translate ``WorkflowError`` into a message or a status code; they hold no rules.
+
+Who may act is decided here too (zulip's ``check_*``/``do_*`` split): each public function is
+wrapped by ``_checked(action)``, which turns ``actor`` (a user or an ``itsm.actors.Actor``) into an
+``Actor`` and refuses, before anything is locked or changed, an actor who lacks the action's
+permission (``ACTION_PERMISSIONS``: the model permissions of the seeded groups; the system may
+do everything) or who cannot see the incident (``incidents.visibility``). The admin, the API and
+tasks therefore run the same check; ``may`` answers the same question for buttons.
 """
+
+import functools
 
 from django.db import transaction
 from django.db.models import Subquery
@@ -15,7 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext_lazy
 
-from incidents import deadlines, sweep
+from incidents import deadlines, sweep, visibility
 from incidents.models import (
     OPEN_STATES,
     EventKind,
@@ -31,6 +40,7 @@ from incidents.models import (
 )
 from incidents.notify import enqueue_incident_event, notify_staff
 from incidents.priority import priority_from_matrix
+from itsm.actors import as_actor
 from notifications.models import EventKind as NotificationKind
 from services.models import CauseKind, Service, ServiceStatus
 from services.workflow import end_impacts, set_impacts
@@ -47,6 +57,14 @@ class WorkflowError(Exception):
 
 class IllegalTransition(WorkflowError):
     pass
+
+
+class NotPermitted(WorkflowError):
+    """The actor may not make this change (the admin shows it as a message, an API as 403)."""
+
+
+class IncidentNotFound(NotPermitted):
+    """The actor cannot see the incident: to them it does not exist (404, never 403)."""
 
 
 class StaleVersion(WorkflowError):
@@ -75,6 +93,64 @@ LEGAL_FROM = {
     "edit": {*OPEN_STATES, IncidentState.RESOLVED},
     "link_problem": {*OPEN_STATES, IncidentState.RESOLVED, IncidentState.CLOSED},
 }
+
+
+# The permission each action needs ("app_label.codename"). Seeded groups: agents and incident
+# managers work incidents, managers and the Security group may mark one confidential, read-only
+# users do nothing here.
+ACTION_PERMISSIONS = {
+    "create": "incidents.add_incident",
+    "edit": "incidents.change_incident",
+    "confidential": visibility.CONFIDENTIAL_PERMISSION,
+    **{
+        action: "incidents.work_incident"
+        for action in LEGAL_FROM
+        if action != "edit"  # the change form: change_incident, as the admin asks
+    },
+}
+
+
+def may(actor, action, incident=None):
+    """Whether ``actor`` may do ``action`` (to ``incident``, when given): its permission and,
+    for an incident, that the actor can see it. The state is not considered (``legal_actions``)."""
+    try:
+        check_may(actor, action, incident)
+    except NotPermitted:
+        return False
+    return True
+
+
+def check_may(actor, action, incident=None):
+    """Refuse ``actor`` doing ``action``: ``IncidentNotFound`` when it cannot see ``incident``
+    (checked first, so a refusal says nothing of an incident the actor must not know of),
+    ``NotPermitted`` when it lacks the permission."""
+    actor = as_actor(actor)
+    if incident is not None and not visibility.can_see(actor, incident):
+        raise IncidentNotFound(_("No such incident."))
+    if not actor.has_perm(ACTION_PERMISSIONS[action]):
+        raise NotPermitted(
+            _("You are not allowed to %(action)s this incident.")
+            % {"action": _PERMISSION_LABELS.get(action) or _ACTION_LABELS[action]}
+        )
+    return actor
+
+
+def _checked(action):
+    """Wrap a public workflow function: ``actor`` becomes an ``Actor`` and is checked against
+    ``action`` (and the incident passed first, if any) before the function runs. The check reads
+    the caller's copy of the incident, which the caller loaded through ``visible_to``; the
+    function then locks and re-reads the row."""
+
+    def decorate(function):
+        @functools.wraps(function)
+        def wrapper(*args, actor, **kwargs):
+            incident = args[0] if args else None
+            actor = check_may(actor, action, incident)
+            return function(*args, actor=actor, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def legal_actions(incident):
@@ -107,11 +183,12 @@ def _lock(incident, expected_version, action, *, matrix_cell=None):
         last = (
             IncidentEvent.objects.filter(incident=locked)
             .exclude(kind__in=VERSIONLESS_EVENTS)
-            .select_related("actor")
             .order_by("-at", "-id")
             .first()
         )
-        who = (last.actor.get_username() if last and last.actor else None) or _("the system")
+        who = (last.actor_label if last and last.actor_kind != "system" else None) or _(
+            "the system"
+        )
         what = last.get_kind_display().lower() if last else _("changed it")
         raise StaleVersion(
             _(
@@ -147,12 +224,20 @@ _ACTION_LABELS = {
     "edit": pgettext_lazy("cannot …", "edit"),
     "link_problem": pgettext_lazy("cannot …", "link a problem to"),
 }
+_PERMISSION_LABELS = {
+    "create": pgettext_lazy("not allowed to …", "create"),
+    "confidential": pgettext_lazy("not allowed to …", "mark as confidential or not"),
+}
 
 
 def _event(incident, *, actor, kind, at, old=None, new=None, note=""):
+    actor = as_actor(actor)
     return IncidentEvent.objects.create(
         incident=incident,
-        actor=actor,
+        actor_kind=actor.kind,
+        actor=actor.user,
+        actor_label=actor.label[:150],
+        actor_ref=actor.ref[:64],
         kind=kind,
         at=at,
         old_value=old,
@@ -205,9 +290,10 @@ def _save(incident, *, sla=False, repolicy=False, services_changed=False, at=Non
 
 def _tell_catalog(incident, *, at, statuses=None):
     """The catalog derives service status from the impacts causes report: an open incident
-    causes its affected services' statuses, a resolved or closed one nothing."""
+    causes its affected services' statuses, a resolved or closed one nothing, nor does a
+    confidential one (it never moves a public service status by itself)."""
     cause = (CauseKind.INCIDENT, incident.pk)
-    if not incident.is_open:
+    if not incident.is_open or incident.is_confidential:
         return end_impacts(cause, at=at)
     if statuses is None:
         statuses = dict(incident.affected.values_list("service_id", "status"))
@@ -253,6 +339,7 @@ def _normalise_services(services):
 # --- create ------------------------------------------------------------------------------------
 
 
+@_checked("create")
 def create_incident(
     *,
     actor,
@@ -269,11 +356,14 @@ def create_incident(
     is_major=False,
     commander=None,
     communications_lead=None,
+    is_confidential=False,
     now=None,
 ):
     """Open an incident. ``services`` is a list of services (each caused a partial outage) or
-    {service: status}."""
+    {service: status}. Only an actor who may see confidential incidents opens one."""
     now = _now(now)
+    if is_confidential:
+        check_may(actor, "confidential")
     title = (title or "").strip()
     if not title:
         raise WorkflowError(_("An incident needs a title."))
@@ -297,6 +387,7 @@ def create_incident(
             is_major=is_major,
             commander=commander,
             communications_lead=communications_lead,
+            is_confidential=bool(is_confidential),
             opened_at=now,
         )
         IncidentService.objects.bulk_create(
@@ -312,6 +403,7 @@ def create_incident(
                 "priority": incident.priority,
                 "services": _service_values(statuses),
                 "assignee": _user_ref(assignee),
+                **({"confidential": True} if is_confidential else {}),
             },
         )
         deadlines.recompute(incident)
@@ -325,6 +417,7 @@ def create_incident(
 # --- transitions -------------------------------------------------------------------------------
 
 
+@_checked("acknowledge")
 def acknowledge(incident, *, actor, expected_version=None, now=None):
     """Take the incident: meets the response target."""
     with transaction.atomic():
@@ -333,8 +426,8 @@ def acknowledge(incident, *, actor, expected_version=None, now=None):
         incident.state = IncidentState.ACKNOWLEDGED
         incident.acknowledged_at = now
         incident.responded_at = incident.responded_at or now
-        if incident.assignee is None and actor is not None:
-            incident.assignee = actor
+        if incident.assignee is None and actor.user is not None:
+            incident.assignee = actor.user
         _event(
             incident,
             actor=actor,
@@ -349,6 +442,7 @@ def acknowledge(incident, *, actor, expected_version=None, now=None):
 KEEP = object()  # "leave this part as it is", where None means "clear it"
 
 
+@_checked("assign")
 def assign(incident, *, actor, assignee=KEEP, group=KEEP, expected_version=None, now=None):
     """Give the incident to a person and/or a group. A part not given stays as it is; None
     clears it (back to the group's queue, or to nobody's)."""
@@ -378,7 +472,7 @@ def _do_assign(incident, *, actor, assignee, group, at):
 
 
 def _notify_assignment(incident, *, actor, at):
-    if incident.assignee_id and incident.assignee_id == getattr(actor, "pk", None):
+    if incident.assignee_id and incident.assignee_id == getattr(actor.user, "pk", None):
         return  # taking it yourself needs no email
     if not incident.assignee_id and not incident.assignment_group_id:
         return  # unassigned: nobody to tell
@@ -397,6 +491,7 @@ def _notify_assignment(incident, *, actor, at):
     )
 
 
+@_checked("change_priority")
 def change_priority(incident, *, actor, impact, urgency, expected_version=None, now=None):
     """Re-rate impact and urgency; the priority follows the matrix and the deadlines move."""
     with transaction.atomic():
@@ -421,6 +516,7 @@ def _do_change_priority(incident, *, actor, impact, urgency, at):
     return True
 
 
+@_checked("hold")
 def hold(incident, *, actor, reason, expected_version=None, now=None):
     """Pause the SLA clock (waiting on the customer or a supplier). A reason is required."""
     reason = (reason or "").strip()
@@ -453,6 +549,7 @@ def hold(incident, *, actor, reason, expected_version=None, now=None):
         return _save(incident, sla=True)
 
 
+@_checked("resume")
 def resume(incident, *, actor, expected_version=None, now=None):
     """Restart the clock; back to acknowledged (or new, if nobody acknowledged it yet)."""
     with transaction.atomic():
@@ -474,6 +571,7 @@ def resume(incident, *, actor, expected_version=None, now=None):
         return _save(incident, sla=True)
 
 
+@_checked("post_update")
 def post_update(
     incident, *, actor, body, is_public=False, public_status="", expected_version=None, now=None
 ):
@@ -495,7 +593,7 @@ def post_update(
         now = _now(now)
         update = IncidentUpdate.objects.create(
             incident=incident,
-            author=actor,
+            author=actor.user,
             created_at=now,
             is_public=is_public,
             public_status=public_status if is_public else "",
@@ -523,6 +621,7 @@ def post_update(
     return update
 
 
+@_checked("resolve")
 def resolve(incident, *, actor, code, notes, public_message="", expected_version=None, now=None):
     """Service is restored: meets the resolution target (and the response one, if nobody
     acknowledged). Customers who heard of the incident hear it is resolved."""
@@ -558,7 +657,7 @@ def resolve(incident, *, actor, code, notes, public_message="", expected_version
         if incident.published_at or public_message.strip():
             update = IncidentUpdate.objects.create(
                 incident=incident,
-                author=actor,
+                author=actor.user,
                 created_at=now,
                 is_public=True,
                 public_status=PublicStatus.RESOLVED,
@@ -574,6 +673,7 @@ def resolve(incident, *, actor, code, notes, public_message="", expected_version
     return incident
 
 
+@_checked("close")
 def close(incident, *, actor, expected_version=None, now=None):
     with transaction.atomic():
         incident = _lock(incident, expected_version, "close")
@@ -591,6 +691,7 @@ def close(incident, *, actor, expected_version=None, now=None):
         return _save(incident)
 
 
+@_checked("reopen")
 def reopen(incident, *, actor, reason="", expected_version=None, now=None):
     """The fix did not hold: back to acknowledged. The time it sat resolved does not count
     against the resolution target (it is recorded as a pause); a breach already flagged stays."""
@@ -615,6 +716,7 @@ def reopen(incident, *, actor, reason="", expected_version=None, now=None):
         return _save(incident, sla=True, services_changed=True, at=now)
 
 
+@_checked("link_problem")
 def link_problem(incident, *, actor, problem, expected_version=None, now=None):
     with transaction.atomic():
         incident = _lock(incident, expected_version, "link_problem")
@@ -634,6 +736,7 @@ def link_problem(incident, *, actor, problem, expected_version=None, now=None):
         return _save(incident)
 
 
+@_checked("edit")
 def set_affected_services(incident, *, actor, services, expected_version=None, now=None):
     """Replace the affected services ({service: status} or a list); deadlines follow, since a
     contract may apply to one service and not another."""
@@ -675,9 +778,11 @@ EDITABLE_FIELDS = (
     "is_major",
     "commander",
     "communications_lead",
+    "is_confidential",
 )
 
 
+@_checked("edit")
 def edit(incident, *, actor, expected_version, changes, now=None):
     """Apply an edit form: plain fields plus, when present, ``impact``/``urgency`` (priority),
     ``assignee``/``assignment_group`` and ``services``. One version bump, one transaction,
@@ -693,6 +798,9 @@ def edit(incident, *, actor, expected_version, changes, now=None):
     }
     if unknown:
         raise WorkflowError(_("These fields cannot be edited: %s") % ", ".join(sorted(unknown)))
+    confidential = changes.get("is_confidential", incident.is_confidential)
+    if bool(confidential) != incident.is_confidential:
+        check_may(actor, "confidential")
     with transaction.atomic():
         incident = _lock(incident, expected_version, "edit")
         now = _now(now)
@@ -749,13 +857,15 @@ def edit(incident, *, actor, expected_version, changes, now=None):
                 group=changes.get("assignment_group", KEEP),
                 at=now,
             )
-        services_changed = False
+        # A confidential incident's impact does not show on the services: their status follows.
+        services_changed = "is_confidential" in new
         if "services" in changes:
-            services_changed = _do_set_services(
+            moved = _do_set_services(
                 incident, actor=actor, statuses=_normalise_services(changes["services"]), at=now
             )
-            sla_moves |= services_changed
-            changed |= services_changed
+            services_changed |= moved
+            sla_moves |= moved
+            changed |= moved
         if "problem" in changes and changes["problem"] != incident.problem:
             _event(
                 incident,

@@ -378,8 +378,9 @@ def _group_addresses(groups):
     return [address for g in groups for address in by_group.get(g.pk, ())]
 
 
-def _group_addresses_by_group(group_ids):
-    """{group id: [(recipient key, user, address)]} in two queries, however many groups."""
+def _group_addresses_by_group(group_ids, *, members_only=False):
+    """{group id: [(recipient key, user, address)]} in two queries, however many groups: the
+    team's own address when it has one (unless ``members_only``), else its reachable members."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django.db.models import Prefetch
@@ -395,7 +396,7 @@ def _group_addresses_by_group(group_ids):
     groups = Group.objects.filter(pk__in=group_ids).select_related("team")
     for group in groups.prefetch_related(reachable):
         team_email = getattr(getattr(group, "team", None), "email", "")
-        if team_email:
+        if team_email and not members_only:
             found[group.pk] = [(f"email:{team_email.lower()}", None, team_email)]
         else:
             found[group.pk] = [(f"user:{u.pk}", u, u.email) for u in group.reachable_members]
@@ -416,6 +417,10 @@ class StaffMessage:
     details: dict = field(default_factory=dict)
     subject_kind: str = ""
     subject_id: int | None = None
+    # Who may read what the message is about (a queryset of users), None: anyone addressed.
+    # Given, only those users are mailed: a group member by member (a team mailbox may reach
+    # anyone, so it is not used), plain ``emails`` not at all.
+    readers: object = None
 
 
 def notify_staff(
@@ -430,6 +435,7 @@ def notify_staff(
     details=None,
     subject_kind="",
     subject_id=None,
+    readers=None,
 ):
     """Queue a message to staff (SLA warning or breach, escalation, assignment): to ``users``,
     to each of ``groups`` (its team address, else its members) and to plain ``emails``. One
@@ -437,7 +443,8 @@ def notify_staff(
     ``details`` adds the caller's own fields to the payload (an incident's reference, title
     and link); ``subject_kind`` and ``subject_id`` name what the event is about.
     Returns the new event, or None when ``key`` was queued already. A handful of rows, so they
-    are written here, in the caller's transaction (the event is expanded at once)."""
+    are written here, in the caller's transaction (the event is expanded at once).
+    ``readers``: see ``StaffMessage``."""
     message = StaffMessage(
         kind=kind,
         key=key,
@@ -449,6 +456,7 @@ def notify_staff(
         details=details or {},
         subject_kind=subject_kind,
         subject_id=subject_id,
+        readers=readers,
     )
     return notify_staff_batch([message])[0]
 
@@ -490,6 +498,10 @@ def notify_staff_batch(messages):
             return [None]
         return [notify_staff_batch([m])[0] for m in messages]
     by_group = _group_addresses_by_group({g.pk for m in messages for g in m.groups})
+    # Messages with readers reach groups member by member (two more queries, only for them).
+    members_by_group = _group_addresses_by_group(
+        {g.pk for m in messages if m.readers is not None for g in m.groups}, members_only=True
+    )
     result, rows, counts = [], [], []
     for message, key in zip(messages, keys, strict=True):
         event = fresh.pop(key, None)
@@ -499,10 +511,16 @@ def notify_staff_batch(messages):
         recipients = [
             (f"user:{u.pk}", u, u.email) for u in message.users if u.email and u.is_active
         ]
-        recipients += [a for g in message.groups for a in by_group.get(g.pk, ())]
-        recipients += [
-            (f"email:{e.strip().lower()}", None, e.strip()) for e in message.emails if e.strip()
-        ]
+        if message.readers is None:
+            recipients += [a for g in message.groups for a in by_group.get(g.pk, ())]
+            recipients += [
+                (f"email:{e.strip().lower()}", None, e.strip()) for e in message.emails if e.strip()
+            ]
+        else:
+            recipients += [a for g in message.groups for a in members_by_group.get(g.pk, ())]
+            addressed = {user.pk for _key, user, _address in recipients}
+            allowed = set(message.readers.filter(pk__in=addressed).values_list("pk", flat=True))
+            recipients = [r for r in recipients if r[1].pk in allowed]
         seen = set()
         mine = 0
         for recipient_key, user, address in recipients:

@@ -12,11 +12,26 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = User
         django_get_or_create = ["username"]
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"agent{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@desk.example.com")
     is_staff = True
     password = factory.django.Password("pw-for-tests")
+
+    @factory.post_generation
+    def groups(self, create, extracted, **kwargs):
+        """``groups=["Service desk agent"]``: seeded groups by name (or Group objects)."""
+        if create and extracted:
+            self.groups.add(
+                *(Group.objects.get(name=g) if isinstance(g, str) else g for g in extracted)
+            )
+
+
+AGENT_GROUP = "Service desk agent"
+MANAGER_GROUP = "Incident manager"
+READ_ONLY_GROUP = "Read only"
+SECURITY_GROUP = "Security"
 
 
 class GroupFactory(factory.django.DjangoModelFactory):

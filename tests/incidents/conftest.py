@@ -2,17 +2,18 @@ import datetime as dt
 
 import pytest
 
-from tests.factories import GroupFactory, ServiceFactory, UserFactory, sla_policy
+from tests.factories import AGENT_GROUP, GroupFactory, ServiceFactory, UserFactory, sla_policy
 
 
 @pytest.fixture
 def agent(db):
-    return UserFactory(username="agent")
+    """A service desk agent: may create and work incidents (the workflow checks it)."""
+    return UserFactory(username="agent", groups=[AGENT_GROUP])
 
 
 @pytest.fixture
 def teammate(db):
-    return UserFactory(username="teammate")
+    return UserFactory(username="teammate", groups=[AGENT_GROUP])
 
 
 @pytest.fixture

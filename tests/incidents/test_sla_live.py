@@ -7,6 +7,7 @@ import pytest
 
 from incidents import workflow
 from incidents.models import EventKind, Incident, SlaSignal
+from itsm.actors import Actor
 from services.models import SlaPolicy
 from tests.factories import ServiceFactory, UserFactory, sla_policy
 from tests.live import Processes, smtp_server, wait_for
@@ -30,7 +31,7 @@ def test_worker_and_beat_flag_a_two_second_breach_and_mail_it(on_postgres, redis
             procs.worker("worker")
             procs.beat()
             incident = workflow.create_incident(
-                actor=None,
+                actor=Actor.system(),
                 title="Checkout down",
                 impact=1,
                 urgency=1,

@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from incidents import workflow
 from incidents.models import EventKind, Incident, SlaSignal
 from incidents.sweep import catch_up_sla_inputs, due_incidents, sweep_sla
+from itsm.actors import Actor
 from notifications.models import EventKind as NotificationKind
 from notifications.models import Notification, NotificationEvent
 from services.models import Team
@@ -26,7 +27,7 @@ def at(minutes):
 def incident(agent, team, service):
     """P1 on a 24×7 policy: response 15 min, resolution 1 h; assigned to agent and team."""
     return workflow.create_incident(
-        actor=None,
+        actor=Actor.system(),
         title="Checkout down",
         impact=1,
         urgency=1,
@@ -86,7 +87,7 @@ def test_breach_reaches_assignee_group_and_escalation_contact(incident, agent, t
 def test_warning_goes_to_the_group_when_nobody_is_assigned(team, service):
     Team.objects.create(group=team, email="desk@example.com")
     incident = workflow.create_incident(
-        actor=None,
+        actor=Actor.system(),
         title="x",
         impact=1,
         urgency=1,
@@ -143,13 +144,24 @@ def test_sweep_cost_does_not_grow_with_open_incidents_not_due(agent, service):
 
     def one_due_incident():
         return workflow.create_incident(
-            actor=None, title="due", impact=1, urgency=1, services=[service], assignee=agent, now=T0
+            actor=Actor.system(),
+            title="due",
+            impact=1,
+            urgency=1,
+            services=[service],
+            assignee=agent,
+            now=T0,
         )
 
     def not_due(count):
         for n in range(count):
             workflow.create_incident(
-                actor=None, title=f"later {n}", impact=3, urgency=3, services=[service], now=at(10)
+                actor=Actor.system(),
+                title=f"later {n}",
+                impact=3,
+                urgency=3,
+                services=[service],
+                now=at(10),
             )
 
     catch_up_sla_inputs(at(0))  # the fixtures' catalog notes, consumed before measuring
@@ -184,7 +196,7 @@ def test_two_concurrent_sweeps_raise_each_signal_once(on_postgres):
     )
     incidents = [
         workflow.create_incident(
-            actor=None,
+            actor=Actor.system(),
             title=f"race {n}",
             impact=1,
             urgency=1,
