@@ -38,6 +38,7 @@ from incidents.models import (
     parse_id,
     parse_reference,
 )
+from itsm.actors import ActorKind
 from itsm.admin_changelist import SafeLookupMixin
 from services.models import Service, ServiceStatus
 
@@ -273,7 +274,7 @@ class UpdateInline(ReadOnlyInline):
 
 class TimelineInline(ReadOnlyInline):
     model = IncidentEvent
-    fields = ["at", "actor", "kind", "change", "note"]
+    fields = ["at", "actor_column", "kind", "change", "note"]
     readonly_fields = fields
     verbose_name_plural = _("timeline")
 
@@ -283,6 +284,18 @@ class TimelineInline(ReadOnlyInline):
     @admin.display(description=_("change"))
     def change(self, obj):
         return describe_change(obj.old_value, obj.new_value)
+
+    @admin.display(description=_("actor"))
+    def actor_column(self, obj):
+        return actor_name(obj)
+
+
+def actor_name(event):
+    """Who acted, as the timeline shows it: the person, token or integration by the label
+    recorded with the event; the system as such."""
+    if event.actor_kind == ActorKind.SYSTEM:
+        return _("system")
+    return event.actor_label or "—"
 
 
 def describe_change(old, new):
@@ -346,7 +359,18 @@ CREATE_FIELDS = (
     "is_major",
     "commander",
     "communications_lead",
+    "is_confidential",
 )
+
+
+def _without(fieldsets, field):
+    """``fieldsets`` without ``field`` (and without a fieldset it leaves empty)."""
+    kept = []
+    for name, options in fieldsets:
+        fields = [f for f in options["fields"] if f != field]
+        if fields:
+            kept.append((name, {**options, "fields": fields}))
+    return kept
 
 
 @admin.register(Incident)
@@ -403,6 +427,7 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
         (None, {"fields": ["title", "description", ("impact", "urgency"), "source"]}),
         (_("People"), {"fields": ["organization", "contact", "assignee", "assignment_group"]}),
         (_("Major incident"), {"fields": ["is_major", "commander", "communications_lead"]}),
+        (_("Confidential"), {"fields": ["is_confidential"]}),
     ]
     change_fieldsets = [
         (
@@ -420,6 +445,7 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
         (_("People"), {"fields": ["organization", "contact", "assignee", "assignment_group"]}),
         (_("Major incident"), {"fields": ["is_major", "commander", "communications_lead"]}),
         (_("Problem"), {"fields": ["problem"]}),
+        (_("Confidential"), {"fields": ["is_confidential"]}),
         (
             _("SLA"),
             {
@@ -479,7 +505,10 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
     # --- reads ---------------------------------------------------------------------------------
 
     def get_queryset(self, request):
-        queryset = super().get_queryset(request)
+        # What the person may see (``incidents.visibility``): the list, its count, search,
+        # filters, the change and history pages, autocomplete, raw-id popups and ``/admin/r/``
+        # all read through here, so a confidential incident is simply not there for others.
+        queryset = super().get_queryset(request).visible_to(request.user)
         if getattr(request.resolver_match, "url_name", "").endswith("_changelist"):
             return selectors.incident_queue(queryset)
         # One incident (change page, workflow buttons): its SLA policy shown, no list prefetch.
@@ -499,6 +528,11 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_fieldsets(self, request, obj=None):
+        if not workflow.may(request.user, "confidential"):
+            return _without(self._get_fieldsets(request, obj), "is_confidential")
+        return self._get_fieldsets(request, obj)
+
+    def _get_fieldsets(self, request, obj=None):
         if obj is None:
             return self.add_fieldsets
         if not self.has_change_permission(request, obj):
@@ -726,13 +760,21 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(IncidentEvent)
 class IncidentEventAdmin(SafeLookupMixin, ReadOnlyAdmin):
-    list_display = ["at", "incident", "kind", "actor", "note"]
+    list_display = ["at", "incident", "kind", "actor_column", "note"]
     list_filter = ["kind"]
     list_select_related = ["incident", "actor"]
     ordering = ["-at", "-id"]
     raw_id_fields = ["incident", "actor"]
 
     search_fields = ["note"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).visible_to(request.user)
+
+    @admin.display(description=_("actor"), ordering="actor_label")
+    def actor_column(self, obj):
+        return actor_name(obj)
+
     search_help_text = _("An incident reference (INC-000123), or words of the note.")
 
     def get_search_results(self, request, queryset, search_term):
@@ -748,6 +790,9 @@ class SlaSignalAdmin(SafeLookupMixin, ReadOnlyAdmin):
     list_filter = ["target", "threshold"]
     list_select_related = ["incident"]
     ordering = ["-raised_at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).visible_to(request.user)
 
     @admin.display(description=_("breach"), boolean=True)
     def is_breach(self, obj):

@@ -138,7 +138,7 @@ def change_page_context(model_admin, request, object_id, refused=None):
     """What the change page shows around the form: buttons, the update form, who was told.
     ``refused``: a button's or the update form's input the workflow refused, shown again."""
     pk = parse_id(object_id)
-    incident = Incident.objects.filter(pk=pk).first() if pk is not None else None
+    incident = model_admin.get_queryset(request).filter(pk=pk).first() if pk is not None else None
     if incident is None:
         return {}
     can_work = model_admin.has_work_permission(request, incident)
@@ -179,7 +179,7 @@ def _incident_for_work(model_admin, request, object_id):
     pk = parse_id(object_id)
     if pk is None:
         raise Http404
-    incident = get_object_or_404(Incident, pk=pk)
+    incident = get_object_or_404(model_admin.get_queryset(request), pk=pk)
     if not model_admin.has_work_permission(request, incident):
         raise PermissionDenied
     version = _posted_version(request)
@@ -279,7 +279,7 @@ def preview_view(model_admin):
         pk = parse_id(object_id)
         if pk is None:
             raise Http404
-        incident = get_object_or_404(Incident, pk=pk)
+        incident = get_object_or_404(model_admin.get_queryset(request), pk=pk)
         if not model_admin.has_view_permission(request, incident):
             raise PermissionDenied
         form = UpdateForm(request.POST or request.GET or None)

@@ -32,6 +32,7 @@ class IncidentForm(forms.ModelForm):
             "commander",
             "communications_lead",
             "problem",
+            "is_confidential",
         ]
 
     PEOPLE_FIELDS = ("assignee", "commander", "communications_lead")

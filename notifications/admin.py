@@ -10,6 +10,7 @@ from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from itsm.actors import subject_q
 from itsm.admin_changelist import SafeLookupMixin
 from notifications.delivery import retry_notifications
 from notifications.models import (
@@ -19,6 +20,12 @@ from notifications.models import (
     NotificationEvent,
     NotificationStatus,
 )
+
+
+def visible_events(queryset, user, prefix=""):
+    """Events (or, with ``prefix``, rows leading to an event) the user may see: about nothing,
+    or about a subject (an incident, ...) whose owner's read rule lets them see it."""
+    return queryset.filter(subject_q(user, prefix=prefix))
 
 
 @admin.register(NotificationEvent)
@@ -54,7 +61,9 @@ class NotificationEventAdmin(SafeLookupMixin, admin.ModelAdmin):
             f"n_{status}": Count("notifications", filter=Q(notifications__status=status))
             for status in NotificationStatus.values
         }
-        return super().get_queryset(request).annotate(n_total=Count("notifications"), **counts)
+        return visible_events(super().get_queryset(request), request.user).annotate(
+            n_total=Count("notifications"), **counts
+        )
 
     def has_add_permission(self, request):
         return False
@@ -158,6 +167,9 @@ class NotificationAdmin(SafeLookupMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def get_queryset(self, request):
+        return visible_events(super().get_queryset(request), request.user, prefix="event__")
 
     @admin.display(description=_("event"), ordering="event__kind")
     def event_kind(self, obj):

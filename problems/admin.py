@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.db.models import Count
 from django.utils.translation import gettext_lazy as _
 
+from itsm.actors import scope_q
 from itsm.admin_changelist import SafeLookupMixin
 from problems.models import Problem
 
@@ -27,8 +28,14 @@ class ProblemAdmin(SafeLookupMixin, admin.ModelAdmin):
     show_full_result_count = False
 
     def get_queryset(self, request):
-        # One aggregate in the page query, not a count per row.
-        return super().get_queryset(request).annotate(linked_incidents=Count("incidents"))
+        # One aggregate in the page query, not a count per row; only the incidents the person
+        # may see are counted (a confidential one must not show even as a number).
+        visible = scope_q("incident", request.user, prefix="incidents__")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(linked_incidents=Count("incidents", filter=visible))
+        )
 
     def get_search_results(self, request, queryset, search_term):
         pk = parse_problem_reference(search_term) if search_term else None
