@@ -40,7 +40,7 @@ def _catalog(targets):
 
 
 def run(quick: bool) -> list[Row]:
-    from django.contrib.auth.models import User
+    from django.contrib.auth.models import Group, User
 
     from bench.common import fresh_database
     from incidents import workflow
@@ -54,6 +54,7 @@ def run(quick: bool) -> list[Row]:
     with fresh_database():
         service = _catalog(QUICK_TARGETS if quick else TARGETS)
         actor = User.objects.create_user("agent", "agent@desk.example.com", "x", is_staff=True)
+        actor.groups.add(Group.objects.get(name="Service desk agent"))  # the workflow checks
         worker = celery_worker(log_dir, concurrency=2, env=env)
         beat = celery_beat(log_dir, env=env)
         began = time.monotonic()

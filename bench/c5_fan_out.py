@@ -128,7 +128,7 @@ def _subscribers(count, closure, unrelated):
 
 
 def run(quick: bool) -> list[Row]:
-    from django.contrib.auth.models import User
+    from django.contrib.auth.models import Group, User
 
     from bench.common import fresh_database
     from incidents import workflow
@@ -141,6 +141,7 @@ def run(quick: bool) -> list[Row]:
         closure, unrelated = _catalog()
         expected = _subscribers(count, closure, unrelated)
         actor = User.objects.create_user("agent", "agent@desk.example.com", "x", is_staff=True)
+        actor.groups.add(Group.objects.get(name="Service desk agent"))  # the workflow checks
         incident = workflow.create_incident(
             actor=actor, title="Database unavailable", impact=1, urgency=1, services=[closure[0]]
         )

@@ -24,7 +24,7 @@ from services.workflow import (
     set_impacts,
     set_service_status,
 )
-from tests.factories import ServiceFactory, UserFactory
+from tests.factories import AGENT_GROUP, ServiceFactory, UserFactory
 
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
 MAJOR, PARTIAL = ServiceStatus.MAJOR_OUTAGE, ServiceStatus.PARTIAL_OUTAGE
@@ -50,7 +50,7 @@ def payments(db):
 
 @pytest.fixture
 def agent(db):
-    return UserFactory(username="agent")
+    return UserFactory(username="agent", groups=[AGENT_GROUP])
 
 
 def test_an_incident_leaves_its_impact_and_the_status_history(payments, agent):
