@@ -14,7 +14,7 @@ from incidents import workflow
 from incidents.models import EventKind, Incident, IncidentEvent
 from incidents.sweep import sweep_sla
 from services.models import ServiceImpact, ServiceStatus, ServiceStatusInterval
-from tests.factories import ServiceFactory, UserFactory
+from tests.factories import AGENT_GROUP, ServiceFactory, UserFactory
 
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
 
@@ -85,7 +85,7 @@ def test_stale_version_names_the_last_change_not_an_sla_signal(incident, agent, 
 def test_racing_writes_stamp_the_timeline_in_commit_order(on_postgres):
     """Eight writers post notes to one incident at once: each event's time is taken once the
     row is locked, so the timeline's times follow the order the writes committed in."""
-    agent = UserFactory(username="racer")
+    agent = UserFactory(username="racer", groups=[AGENT_GROUP])
     incident = workflow.create_incident(actor=agent, title="Race", services=[ServiceFactory()])
     barrier = threading.Barrier(8)
     errors = []
