@@ -11,6 +11,7 @@ from django.urls import reverse
 from incidents import workflow
 from incidents.models import EventKind, Incident, SlaSignal
 from incidents.sweep import sweep_sla
+from itsm.actors import Actor
 from services.models import (
     BusinessCalendar,
     BusinessHours,
@@ -58,16 +59,18 @@ def test_resolving_from_hold_keeps_both_deadlines_and_a_reopen_keeps_the_respons
 ):
     service = ServiceFactory(default_sla_policy=default_24x7)
     incident = workflow.create_incident(
-        actor=None, title="x", services=[service], now=utc(2, 8), **P3
+        actor=Actor.system(), title="x", services=[service], now=utc(2, 8), **P3
     )
-    workflow.hold(incident, actor=None, reason="waiting on the bank", now=utc(2, 8, 10))
-    incident = workflow.resolve(incident, actor=None, code="fixed", notes="ok", now=utc(2, 8, 20))
+    workflow.hold(incident, actor=Actor.system(), reason="waiting on the bank", now=utc(2, 8, 10))
+    incident = workflow.resolve(
+        incident, actor=Actor.system(), code="fixed", notes="ok", now=utc(2, 8, 20)
+    )
     incident = reload(incident)
     # The hold ended at the resolution: 10 minutes paused.
     assert incident.response_due_at == utc(2, 9, 10)
     assert incident.resolve_due_at == utc(2, 12, 10)
 
-    workflow.reopen(incident, actor=None, reason="back", now=utc(2, 9, 0))
+    workflow.reopen(incident, actor=Actor.system(), reason="back", now=utc(2, 9, 0))
     incident = reload(incident)
     assert incident.response_due_at == utc(2, 9, 10)  # met at the resolution: kept
     # The resolved 40 minutes are a pause too: 12:10 + 40 min.
@@ -77,12 +80,12 @@ def test_resolving_from_hold_keeps_both_deadlines_and_a_reopen_keeps_the_respons
 def test_a_reopen_keeps_the_first_resolution(default_24x7):
     service = ServiceFactory(default_sla_policy=default_24x7)
     incident = workflow.create_incident(
-        actor=None, title="x", services=[service], now=utc(2, 8), **P3
+        actor=Actor.system(), title="x", services=[service], now=utc(2, 8), **P3
     )
-    workflow.acknowledge(incident, actor=None, now=utc(2, 8, 5))
-    workflow.resolve(incident, actor=None, code="fixed", notes="ok", now=utc(2, 9))
-    workflow.reopen(incident, actor=None, now=utc(2, 10))
-    workflow.resolve(incident, actor=None, code="fixed", notes="again", now=utc(2, 11))
+    workflow.acknowledge(incident, actor=Actor.system(), now=utc(2, 8, 5))
+    workflow.resolve(incident, actor=Actor.system(), code="fixed", notes="ok", now=utc(2, 9))
+    workflow.reopen(incident, actor=Actor.system(), now=utc(2, 10))
+    workflow.resolve(incident, actor=Actor.system(), code="fixed", notes="again", now=utc(2, 11))
     incident = reload(incident)
     assert incident.first_resolved_at == utc(2, 9)
     assert incident.resolved_at == utc(2, 11)
@@ -91,9 +94,9 @@ def test_a_reopen_keeps_the_first_resolution(default_24x7):
 def test_resolving_without_acknowledgement_is_a_response_not_an_acknowledgement(default_24x7):
     service = ServiceFactory(default_sla_policy=default_24x7)
     incident = workflow.create_incident(
-        actor=None, title="x", services=[service], now=utc(2, 8), **P3
+        actor=Actor.system(), title="x", services=[service], now=utc(2, 8), **P3
     )
-    workflow.resolve(incident, actor=None, code="fixed", notes="ok", now=utc(2, 8, 30))
+    workflow.resolve(incident, actor=Actor.system(), code="fixed", notes="ok", now=utc(2, 8, 30))
     incident = reload(incident)
     assert incident.acknowledged_at is None  # MTTA counts only acknowledgements
     assert incident.responded_at == utc(2, 8, 30)
@@ -120,7 +123,7 @@ def test_each_target_takes_the_earliest_policy_on_its_own_calendar(two_services)
     fast, office = two_services
     # Friday 6 March 2026, 16:30 in Bucharest (14:30Z).
     incident = workflow.create_incident(
-        actor=None, title="x", services=[fast, office], now=utc(6, 14, 30), **P3
+        actor=Actor.system(), title="x", services=[fast, office], now=utc(6, 14, 30), **P3
     )
     incident = reload(incident)
     # Response: 24×7 15 min → Friday 14:45Z (office hours would say Monday).
@@ -146,7 +149,7 @@ def test_each_target_takes_the_earliest_policy_on_its_own_calendar(two_services)
 def test_a_service_without_policy_counts_under_the_global_default(default_24x7):
     slow = sla_policy(name="Slow", targets={3: (8 * H, 40 * H)})
     incident = workflow.create_incident(
-        actor=None,
+        actor=Actor.system(),
         title="x",
         services=[ServiceFactory(default_sla_policy=slow), ServiceFactory(name="No policy")],
         now=utc(2, 8),
@@ -162,7 +165,7 @@ def test_a_policy_without_the_priority_falls_back_to_the_global_default_target(d
     only_p1 = sla_policy(name="Only P1", targets={1: (5 * MIN, H)})
     SlaTarget.objects.filter(policy=only_p1).exclude(priority=1).delete()
     incident = workflow.create_incident(
-        actor=None,
+        actor=Actor.system(),
         title="x",
         services=[ServiceFactory(default_sla_policy=only_p1)],
         now=utc(2, 8),
@@ -178,7 +181,7 @@ def test_the_change_page_says_which_policy_service_and_calendar_set_each_deadlin
 ):
     fast, office = two_services
     incident = workflow.create_incident(
-        actor=None, title="x", services=[fast, office], now=utc(6, 14, 30), **P3
+        actor=Actor.system(), title="x", services=[fast, office], now=utc(6, 14, 30), **P3
     )
     page = admin_client.get(reverse("admin:incidents_incident_change", args=[incident.pk]))
     text = page.content.decode()
@@ -198,7 +201,7 @@ def test_the_change_page_says_which_policy_service_and_calendar_set_each_deadlin
 def test_acknowledging_after_an_unswept_breach_records_it_once(default_24x7):
     service = ServiceFactory(default_sla_policy=default_24x7)
     incident = workflow.create_incident(
-        actor=None, title="x", services=[service], now=utc(2, 8), **P3
+        actor=Actor.system(), title="x", services=[service], now=utc(2, 8), **P3
     )
     # Response due 09:00; no sweep ran; acknowledged at 09:05.
     workflow.acknowledge(incident, actor=UserFactory(), now=utc(2, 9, 5))
@@ -216,10 +219,10 @@ def test_acknowledging_after_an_unswept_breach_records_it_once(default_24x7):
 def test_resolving_after_an_unswept_breach_records_both_once(default_24x7):
     service = ServiceFactory(default_sla_policy=default_24x7)
     incident = workflow.create_incident(
-        actor=None, title="x", services=[service], now=utc(2, 8), **P3
+        actor=Actor.system(), title="x", services=[service], now=utc(2, 8), **P3
     )
     sweep_sla(now=utc(2, 9, 1))  # the sweep saw the response breach
-    workflow.resolve(incident, actor=None, code="fixed", notes="ok", now=utc(2, 13))
+    workflow.resolve(incident, actor=Actor.system(), code="fixed", notes="ok", now=utc(2, 13))
     incident = reload(incident)
     assert incident.response_breached_at == utc(2, 9)
     assert incident.resolve_breached_at == utc(2, 12)
@@ -243,7 +246,7 @@ def office_incident(db):
     policy = sla_policy(name="Office", calendar=calendar, targets={3: (H, 8 * H)}, is_default=True)
     service = ServiceFactory(default_sla_policy=policy)
     incident = workflow.create_incident(
-        actor=None, title="x", services=[service], now=utc(5, 14), **P3
+        actor=Actor.system(), title="x", services=[service], now=utc(5, 14), **P3
     )
     incident = reload(incident)
     assert incident.resolve_due_at == utc(6, 14)
@@ -268,13 +271,13 @@ def test_a_holiday_removed_in_bulk_moves_the_breach_to_its_true_instant(db):
     calendar = office_calendar(name="Office", holidays=[dt.date(2026, 3, 6)])
     policy = sla_policy(name="Office", calendar=calendar, targets={3: (H, 8 * H)}, is_default=True)
     incident = workflow.create_incident(
-        actor=None,
+        actor=Actor.system(),
         title="x",
         services=[ServiceFactory(default_sla_policy=policy)],
         now=utc(5, 14),
         **P3,
     )
-    workflow.acknowledge(incident, actor=None, now=utc(5, 14, 10))
+    workflow.acknowledge(incident, actor=Actor.system(), now=utc(5, 14, 10))
     assert reload(incident).resolve_due_at == utc(9, 14)
     # The admin's "delete selected" is a bulk delete: it skips Holiday.delete().
     Holiday.objects.filter(calendar=calendar).delete()
@@ -385,12 +388,12 @@ def test_one_broken_incident_does_not_starve_the_others(default_24x7, caplog):
     service = ServiceFactory(default_sla_policy=default_24x7)
     healthy = [
         workflow.create_incident(
-            actor=None, title=f"ok {n}", services=[service], now=utc(2, 8), **P3
+            actor=Actor.system(), title=f"ok {n}", services=[service], now=utc(2, 8), **P3
         )
         for n in range(3)
     ]
     broken = workflow.create_incident(
-        actor=None, title="broken", services=[service], now=utc(2, 8), **P3
+        actor=Actor.system(), title="broken", services=[service], now=utc(2, 8), **P3
     )
     # A calendar stored before validation existed: two overlapping windows (bulk_create skips
     # clean()), behind the broken incident's resolution deadline.
@@ -433,17 +436,19 @@ def test_the_migration_fills_responded_and_first_resolution_from_the_timeline(de
 
     def opened():
         return workflow.create_incident(
-            actor=None, title="x", services=[service], now=utc(2, 8), **P3
+            actor=Actor.system(), title="x", services=[service], now=utc(2, 8), **P3
         )
 
     acknowledged = opened()
-    workflow.acknowledge(acknowledged, actor=None, now=utc(2, 8, 5))
+    workflow.acknowledge(acknowledged, actor=Actor.system(), now=utc(2, 8, 5))
     resolved_only = opened()
-    workflow.resolve(resolved_only, actor=None, code="fixed", notes="ok", now=utc(2, 8, 30))
+    workflow.resolve(
+        resolved_only, actor=Actor.system(), code="fixed", notes="ok", now=utc(2, 8, 30)
+    )
     reopened = opened()
-    workflow.acknowledge(reopened, actor=None, now=utc(2, 8, 1))
-    workflow.resolve(reopened, actor=None, code="fixed", notes="ok", now=utc(2, 9))
-    workflow.reopen(reopened, actor=None, now=utc(2, 10))
+    workflow.acknowledge(reopened, actor=Actor.system(), now=utc(2, 8, 1))
+    workflow.resolve(reopened, actor=Actor.system(), code="fixed", notes="ok", now=utc(2, 9))
+    workflow.reopen(reopened, actor=Actor.system(), now=utc(2, 10))
     # The rows as the old code left them: resolving set acknowledged_at, nothing kept the
     # response or the first resolution apart.
     Incident.objects.update(responded_at=None, first_resolved_at=None)

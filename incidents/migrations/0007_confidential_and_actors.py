@@ -51,7 +51,7 @@ def unseed_security(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("incidents", "0005_fill_history"),
+        ("incidents", "0006_responded_first_resolved_explain"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]
