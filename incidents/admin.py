@@ -509,7 +509,7 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
         # filters, the change and history pages, autocomplete, raw-id popups and ``/admin/r/``
         # all read through here, so a confidential incident is simply not there for others.
         queryset = super().get_queryset(request).visible_to(request.user)
-        if getattr(request.resolver_match, "url_name", "").endswith("_changelist"):
+        if (getattr(request.resolver_match, "url_name", "") or "").endswith("_changelist"):
             return selectors.incident_queue(queryset)
         # One incident (change page, workflow buttons): its SLA policy shown, no list prefetch.
         return queryset.select_related("sla_policy")
