@@ -20,6 +20,7 @@ from services.models import (
     SlaTarget,
 )
 from tests.factories import (
+    AGENT_GROUP,
     CalendarFactory,
     OrganizationFactory,
     ServiceFactory,
@@ -204,7 +205,7 @@ def test_acknowledging_after_an_unswept_breach_records_it_once(default_24x7):
         actor=Actor.system(), title="x", services=[service], now=utc(2, 8), **P3
     )
     # Response due 09:00; no sweep ran; acknowledged at 09:05.
-    workflow.acknowledge(incident, actor=UserFactory(), now=utc(2, 9, 5))
+    workflow.acknowledge(incident, actor=UserFactory(groups=[AGENT_GROUP]), now=utc(2, 9, 5))
     incident = reload(incident)
     assert incident.response_breached_at == utc(2, 9)
     breach = SlaSignal.objects.get(incident=incident, target="response", threshold=1000)
