@@ -230,7 +230,7 @@ def test_racing_incidents_on_one_service_leave_the_worst_status(on_postgres):
 
     from django.db import connections
 
-    agent = UserFactory(username="racer")
+    agent = UserFactory(username="racer", groups=[AGENT_GROUP])
     payments = ServiceFactory(name="Payments", slug="payments")
     keep = workflow.create_incident(
         actor=agent, title="Stays open", services={payments: PARTIAL}, now=hours(0)
