@@ -35,7 +35,7 @@ def seeded_group(name):
 
         from django.apps import apps
 
-        for module in ("0003_seed_matrix_and_groups", "0008_confidential_and_actors"):
+        for module in ("0003_seed_matrix_and_groups", "0009_confidential_and_actors"):
             migration = importlib.import_module(f"incidents.migrations.{module}")
             getattr(migration, "seed", None) and migration.seed(apps, None)
             getattr(migration, "seed_security", None) and migration.seed_security(apps, None)

@@ -133,7 +133,7 @@ def test_migration_fills_existing_events(incident, agent):
         actor_kind="system", actor_label="", actor_ref=""
     )
     IncidentEvent.objects.create(incident=incident, kind="edited")  # nobody: the system
-    migration = importlib.import_module("incidents.migrations.0008_confidential_and_actors")
+    migration = importlib.import_module("incidents.migrations.0009_confidential_and_actors")
     migration.fill_actors(django_apps, None)
     rows = set(IncidentEvent.objects.values_list("actor_kind", "actor_label", "actor_ref"))
     assert rows == {("user", agent.username, str(agent.pk)), ("system", "system", "")}

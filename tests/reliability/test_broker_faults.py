@@ -15,6 +15,7 @@ from incidents import workflow
 from incidents.models import EventKind as IncidentEventKind
 from incidents.models import IncidentUpdate
 from incidents.notify import enqueue_incident_event
+from itsm.actors import Actor
 from notifications.models import EventKind, Notification, NotificationStatus
 from services.management.commands.run_all import worker_commands
 from services.models import Channel, Contact, SlaPolicy, Subscription
@@ -149,7 +150,7 @@ def test_hanging_webhooks_do_not_delay_the_sla_sweep(
     )
 
     incident = workflow.create_incident(
-        actor=None,
+        actor=Actor.system(),
         title="Checkout down",
         impact=1,
         urgency=1,

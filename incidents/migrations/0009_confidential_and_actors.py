@@ -51,7 +51,7 @@ def unseed_security(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("incidents", "0007_typed_timeline_values"),
+        ("incidents", "0008_recompute_open_deadlines"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]
