@@ -77,13 +77,18 @@ def procs(on_postgres, tmp_path, smtp):  # noqa: F811 (the smtp fixture imported
 def publish_to(monkeypatch):
     """Point this process's Celery app (what requests publish with) at another broker."""
 
+    def forget_connections():
+        # Both pools: an earlier test's publish left a producer pool bound to its broker.
+        celery_app.close()
+        celery_app.amqp._producer_pool = None
+
     def use(url):
-        celery_app.close()  # drop the pooled connections to the previous broker
+        forget_connections()
         monkeypatch.setitem(celery_app.conf, "broker_url", url)
         monkeypatch.setitem(celery_app.conf, "broker_write_url", None)
 
     yield use
-    celery_app.close()
+    forget_connections()
 
 
 def timed(fn, *args, **kwargs):
