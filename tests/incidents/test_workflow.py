@@ -467,3 +467,30 @@ def test_calendar_changes_reach_the_next_recompute(agent):
     incident = workflow.hold(incident, actor=agent, reason="r", now=friday_1630)
     incident = workflow.resume(incident, actor=agent, now=friday_1630)
     assert incident.response_due_at == dt.datetime(2026, 3, 10, 7, 30, tzinfo=dt.UTC)  # Tuesday
+
+
+@pytest.mark.parametrize("services", [1, 5])
+def test_statements_per_transition_are_few_and_constant(
+    agent, policy, services, django_assert_num_queries
+):
+    """C4: each transition of a published incident takes a fixed, small number of statements,
+    whatever the number of services (counted inside the test's transaction: each transition's
+    SAVEPOINT and RELEASE are two of them). Resolve: lock, timeline, public update, row,
+    six for the services' status and history, three for the outbox event."""
+    affected = [ServiceFactory(default_sla_policy=policy) for _ in range(services)]
+    incident = workflow.create_incident(
+        actor=agent, title="Checkout down", impact=2, urgency=2, services=affected
+    )
+    workflow.post_update(
+        incident, actor=agent, body="Looking.", is_public=True, public_status="investigating"
+    )
+    with django_assert_num_queries(2 + 4):
+        incident = workflow.acknowledge(incident, actor=agent)
+    with django_assert_num_queries(2 + 6):
+        incident = workflow.change_priority(incident, actor=agent, impact=1, urgency=1)
+    with django_assert_num_queries(2 + 5):
+        incident = workflow.hold(incident, actor=agent, reason="Waiting on the customer")
+    with django_assert_num_queries(2 + 5):
+        incident = workflow.resume(incident, actor=agent)
+    with django_assert_num_queries(2 + 13):
+        workflow.resolve(incident, actor=agent, code="fixed", notes="Restarted the nodes.")
