@@ -48,6 +48,7 @@ INCIDENT_COLUMNS = [
     "resolve_breached_at", "next_sla_check_at", "version", "updated_at", "assignee_id",
     "assignment_group_id", "organization_id", "sla_policy_id", "responded_at",
     "first_resolved_at", "sla_explain", "sla_stale", "sla_error", "sla_computed_at",
+    "is_confidential",
 ]  # fmt: skip
 
 
@@ -265,6 +266,7 @@ def incident_rows(count, *, catalog: Catalog, now, mix=OPEN_MIX, due=0, seed=1):
             False,
             "",
             now,
+            False,  # is_confidential
         )
         yield row
 
