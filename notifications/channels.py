@@ -445,6 +445,7 @@ class WebhookChannel(BaseChannel):
     def __init__(self):
         self._bodies = {}
         self._secrets = {}
+        self._install_id = None
 
     def circuit_key(self, notification):
         try:
@@ -455,6 +456,14 @@ class WebhookChannel(BaseChannel):
 
     def send_timeout(self):
         return float(getattr(settings, "NOTIFY_WEBHOOK_TIMEOUT", 10.0))
+
+    def _install(self):
+        """The install id, read once per batch (it is part of every webhook-id)."""
+        if self._install_id is None:
+            from notifications.models import install_id
+
+            self._install_id = install_id()
+        return self._install_id
 
     def _secret(self, notification):
         """The endpoint's secret: one per URL, whichever subscription or incident led here."""
@@ -474,7 +483,7 @@ class WebhookChannel(BaseChannel):
         if event.pk not in self._bodies:
             self._bodies[event.pk] = webhook_body(event)
         body = self._bodies[event.pk]
-        msg_id = notification.webhook_id
+        msg_id = notification.webhook_id_for(self._install())
         timeout = self.send_timeout()
         with SendDeadline(timeout) as deadline:
             scheme, host, port, path, ip = resolve_target(notification.address)

@@ -205,7 +205,13 @@ class Notification(models.Model):
 
     @property
     def webhook_id(self):
-        return f"msg_itsm_{self.event_id}_{self.pk}"
+        """The Standard Webhooks ``webhook-id``: the same for every retry of this notification
+        (a receiver drops the duplicate), and never another install's (or a rebuilt database's)
+        for the same row ids, so a receiver deduping on it never drops a real event."""
+        return self.webhook_id_for(install_id())
+
+    def webhook_id_for(self, install):
+        return f"msg_itsm_{install}_{self.event_id}_{self.pk}"
 
 
 class EmailOptOut(models.Model):

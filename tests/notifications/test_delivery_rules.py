@@ -27,6 +27,7 @@ from notifications.models import (
     Installation,
     Notification,
     NotificationStatus,
+    install_id,
 )
 from services.models import Channel, Contact, Subscription
 from tests.factories import (
@@ -411,6 +412,31 @@ def test_message_ids_change_with_the_install_and_carry_the_site_domain(
     row = Notification.objects.get(event=event)
     Installation.objects.update(install_id="another")
     assert row.message_id != message["Message-ID"]
+
+
+def test_webhook_ids_are_unique_per_install_and_stable_across_retries(
+    service_with_hook, receiver, dispatched
+):
+    """A second install, or a rebuilt database, numbers its events and rows from 1 again: a
+    receiver deduping on ``webhook-id`` must not take its events for ones it already has."""
+    event = service_with_hook
+    deliver_all(event)
+    row = Notification.objects.get(event=event)
+    install = install_id()
+    sent_ids = [headers["webhook-id"] for _p, headers, _b in receiver.requests]
+    assert sent_ids == [row.webhook_id] and install in row.webhook_id
+
+    def send_again():
+        Notification.objects.filter(pk=row.pk).update(status="pending", sent_at=None)
+        delivery.deliver_event(event.pk)
+        return receiver.requests[-1][1]["webhook-id"]
+
+    # A retry of the same notification keeps its id (the receiver drops the duplicate) ...
+    assert send_again() == sent_ids[0]
+    # ... while the same row numbers on another install (a rebuilt database) give another id.
+    Installation.objects.update(install_id="rebuilt0install1")
+    assert send_again() not in sent_ids
+    assert receiver.requests[-1][1]["webhook-id"] == row.webhook_id
 
 
 def test_subjects_are_not_html_escaped_and_staff_subjects_name_the_reference_once(
