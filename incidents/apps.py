@@ -16,3 +16,13 @@ class IncidentsConfig(AppConfig):
 
         register_scope("incident", visibility.visible_q)
         register_subject("incident", visibility.visible_ids(Incident))
+
+        # The outbox names its subject without a foreign key (notifications know no incident),
+        # so no cascade reaches it: a deleted incident tells it itself.
+        from django.db.models.signals import post_delete
+
+        from incidents.notify import withdraw_notifications
+
+        post_delete.connect(
+            withdraw_notifications, sender=Incident, dispatch_uid="incident-withdraw-notifications"
+        )

@@ -83,6 +83,15 @@ def enqueue_incident_event(*, incident, kind, update=None):
     )
 
 
+def withdraw_notifications(sender, instance, **kwargs):
+    """post_delete receiver of ``Incident``: nothing more is sent about a deleted incident
+    (customer and staff messages still queued are cancelled, in the deleting transaction);
+    what was sent stays in the outbox as the record."""
+    outbox.cancel_for_subject(
+        SUBJECT_KIND, instance.pk, reason=f"not sent: incident {instance.pk} was deleted"
+    )
+
+
 def staff_message(*, kind, key, subject, body, users=(), groups=(), emails=(), incident=None):
     """A staff message (see ``notifications.outbox.StaffMessage``), about ``incident`` when
     given: its reference, title and admin link go into the message, and only people who

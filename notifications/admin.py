@@ -50,6 +50,8 @@ class NotificationEventAdmin(SafeLookupMixin, admin.ModelAdmin):
         "audience",
         "created_at",
         "expanded_at",
+        "cancelled_at",
+        "cancel_reason",
         "recipients",
         "counts",
     ]

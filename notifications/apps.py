@@ -12,7 +12,7 @@ class NotificationsConfig(AppConfig):
 
         # The catalog sits below notifications and cannot import the outbox: it announces
         # maintenance through this port, called inside its own transaction.
-        from notifications.outbox import enqueue_maintenance_event
+        from notifications.outbox import cancel_maintenance_events, enqueue_maintenance_event
         from services import announcements
 
-        announcements.register_outbox(enqueue_maintenance_event)
+        announcements.register_outbox(enqueue_maintenance_event, cancel_maintenance_events)

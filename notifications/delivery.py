@@ -391,6 +391,15 @@ def send_claimed(ids, lease):
     event = NotificationEvent.objects.filter(
         pk__in=Notification.objects.filter(pk=ids[0]).values("event_id")
     ).first()
+    if event is not None and event.cancelled_at is not None:
+        # What it is about was deleted (``outbox.cancel_for_subject``) while this worker held
+        # the rows, or they came back from a dead worker's lease: send none of them.
+        _claimed(ids, lease).update(
+            status=NotificationStatus.CANCELLED,
+            lease_expires_at=None,
+            last_error=event.cancel_reason or "cancelled",
+        )
+        return 0
     if event is not None:
         _cancel_unwanted(event, ids, lease)
     rows = list(_claimed(ids, lease).select_related("event", "subscription").order_by("id"))

@@ -64,6 +64,10 @@ class NotificationEvent(models.Model):
     expansion_lease_expires_at = models.DateTimeField(
         _("expansion lease expires"), null=True, blank=True
     )
+    # Set when what the event is about was deleted: its unsent rows are cancelled, and a row a
+    # worker still held then is cancelled when it comes back (sent rows stay, as the record).
+    cancelled_at = models.DateTimeField(_("cancelled"), null=True, blank=True)
+    cancel_reason = models.CharField(_("why cancelled"), max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]

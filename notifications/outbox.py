@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from notifications import delivery
@@ -45,6 +47,7 @@ from services.graph import hurt_service_ids
 from services.models import Channel, Contact, MaintenanceStatus, Organization, Subscription
 
 CUSTOMER_KINDS = INCIDENT_KINDS | MAINTENANCE_KINDS
+MAINTENANCE_SUBJECT = "maintenance"
 _MAINTENANCE_KIND = {
     MaintenanceStatus.SCHEDULED: EventKind.MAINTENANCE_SCHEDULED,
     MaintenanceStatus.IN_PROGRESS: EventKind.MAINTENANCE_STARTED,
@@ -355,8 +358,15 @@ def enqueue_maintenance_event(*, window, status, payload, revision=None):
         key=key,
         payload={**payload, "kind": str(kind)},
         services=window.services.all(),
-        subject_kind="maintenance",
+        subject_kind=MAINTENANCE_SUBJECT,
         subject_id=window.pk,
+    )
+
+
+def cancel_maintenance_events(window_id):
+    """The catalog's port for a deleted maintenance window (``services.announcements``)."""
+    return cancel_for_subject(
+        MAINTENANCE_SUBJECT, window_id, reason=f"not sent: maintenance {window_id} was deleted"
     )
 
 
@@ -368,6 +378,34 @@ def discard_unsent(events):
     events.filter(expanded_at__isnull=True).update(expanded_at=now, expansion_lease_expires_at=None)
     return Notification.objects.filter(event__in=events, status=NotificationStatus.PENDING).update(
         status=NotificationStatus.CANCELLED, last_error="discarded, not sent"
+    )
+
+
+def cancel_for_subject(kind, subject_id, *, reason):
+    """Send nothing more about subject ``(kind, subject_id)``, which was deleted: its events
+    are marked cancelled (and expanded: no row is written for them any more) and their rows
+    not yet sent are cancelled with ``reason``. Sent rows stay, as the record of what was said.
+    A row a worker holds right now is cancelled by the worker (``send_claimed`` reads the
+    event before it sends), unless its send has already started.
+
+    Call it in the transaction that deletes the subject (the owner's post_delete receiver):
+    the cancellation commits, or rolls back, with the deletion. Returns how many rows were
+    cancelled."""
+    now = timezone.now()
+    events = NotificationEvent.objects.filter(subject_kind=kind, subject_id=subject_id)
+    # An expander holding an event's lock finishes its chunk first; its rows are then visible
+    # to the UPDATE below (READ COMMITTED reads each statement's own snapshot).
+    events.filter(cancelled_at__isnull=True).update(
+        cancelled_at=now,
+        cancel_reason=str(reason)[:200],
+        expanded_at=Coalesce(F("expanded_at"), Value(now)),
+        expansion_lease_expires_at=None,
+    )
+    return Notification.objects.filter(event__in=events, status=NotificationStatus.PENDING).update(
+        status=NotificationStatus.CANCELLED,
+        lease_expires_at=None,
+        waiting_for="",
+        last_error=str(reason)[:2000],
     )
 
 
@@ -547,6 +585,7 @@ def notify_staff_batch(messages):
 
 
 __all__ = [
+    "cancel_for_subject",
     "discard_unsent",
     "enqueue_customer_event",
     "enqueue_maintenance_event",

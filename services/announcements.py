@@ -17,14 +17,25 @@ ANNOUNCED = frozenset(
 )
 
 _outbox_writer = None
+_outbox_canceller = None
 
 
-def register_outbox(writer):
+def register_outbox(writer, canceller=None):
     """Plug in ``writer(*, window, status, payload)``, which records the announcement of
     ``window`` having reached ``status`` in the caller's transaction and returns the event (None
-    when it was recorded already). Registered once, by notifications' ``AppConfig.ready()``."""
-    global _outbox_writer
+    when it was recorded already), and ``canceller(window_id)``, which cancels the unsent
+    announcements of a deleted window. Registered once, by notifications' ``AppConfig.ready()``."""
+    global _outbox_writer, _outbox_canceller
     _outbox_writer = writer
+    _outbox_canceller = canceller
+
+
+def withdraw_announcements(sender, instance, **kwargs):
+    """post_delete receiver of ``MaintenanceWindow``: its announcements still queued are not
+    sent (the outbox names the window without a foreign key, so no cascade reaches it); sent
+    ones stay as the record. Runs in the deleting transaction."""
+    if _outbox_canceller is not None:
+        _outbox_canceller(instance.pk)
 
 
 def public_service_names(services):
