@@ -232,6 +232,8 @@ NOTIFY_BACKOFF_BASE = env.float("NOTIFY_BACKOFF_BASE", default=30.0)  # seconds,
 NOTIFY_BACKOFF_MAX = env.float("NOTIFY_BACKOFF_MAX", default=3600.0)  # seconds
 NOTIFY_RETRY_HOURS = env.float("NOTIFY_RETRY_HOURS", default=48.0)
 NOTIFY_CLIENT_ERROR_ATTEMPTS = env.int("NOTIFY_CLIENT_ERROR_ATTEMPTS", default=3)
+# A message whose send kills its worker (segfault, OOM, kill -9) fails after this many deaths.
+NOTIFY_MAX_WORKER_DEATHS = env.int("NOTIFY_MAX_WORKER_DEATHS", default=3)
 NOTIFY_LEASE_SECONDS = env.int("NOTIFY_LEASE_SECONDS", default=120)
 NOTIFY_BATCH_SIZE = env.int("NOTIFY_BATCH_SIZE", default=200)
 NOTIFY_WEBHOOK_TIMEOUT = env.float("NOTIFY_WEBHOOK_TIMEOUT", default=10.0)

@@ -156,6 +156,7 @@ class NotificationAdmin(SafeLookupMixin, admin.ModelAdmin):
         "language",
         "status",
         "attempts",
+        "worker_deaths",
         "next_attempt_at",
         "waiting_for",
         "lease_expires_at",

@@ -29,7 +29,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import Case, CharField, Count, Exists, F, OuterRef, Q, Value, When
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from itsm.bounded import BoundedCaller
@@ -128,7 +129,7 @@ _CLAIM_SQL = """
 UPDATE {table} SET status = 'sending', lease_expires_at = %s
 WHERE id IN (
     SELECT id FROM {table}
-    WHERE event_id = %s AND status = 'pending' AND next_attempt_at <= %s
+    WHERE event_id = %s AND status = 'pending' AND next_attempt_at <= %s AND {suspects}
     ORDER BY id LIMIT %s {lock}
 )
 RETURNING id
@@ -136,18 +137,25 @@ RETURNING id
 
 
 def claim_batch(event_id, batch_size=None):
-    """Claim up to ``batch_size`` due rows of an event. Returns (ids, lease)."""
+    """Claim up to ``batch_size`` due rows of an event. Returns (ids, lease).
+
+    Rows a dead worker held (``worker_deaths``) are claimed one at a time, once no other row
+    is due: one of them may be a message whose send kills the worker, and alone it is the
+    only one to count that death again (see ``reclaim_expired_leases``)."""
     batch_size = batch_size or _setting("NOTIFY_BATCH_SIZE", 200)
     now = timezone.now()
     lease = now + dt.timedelta(seconds=_setting("NOTIFY_LEASE_SECONDS", 120))
     # SQLite has no row locks: its IMMEDIATE transactions run one writer at a time, so the plain
     # conditional update is already exclusive.
     lock = "FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    sql = _CLAIM_SQL.format(table=Notification._meta.db_table, lock=lock)
     adapt = connection.ops.adapt_datetimefield_value
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, [adapt(lease), event_id, adapt(now), batch_size])
-        ids = sorted(row[0] for row in cursor.fetchall())
+    for suspects, size in (("worker_deaths = 0", batch_size), ("worker_deaths > 0", 1)):
+        sql = _CLAIM_SQL.format(table=Notification._meta.db_table, lock=lock, suspects=suspects)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [adapt(lease), event_id, adapt(now), size])
+            ids = sorted(row[0] for row in cursor.fetchall())
+        if ids:
+            break
     return ids, lease
 
 
@@ -492,12 +500,53 @@ def deliver_event(event_id, *, batch_size=None, time_budget=TIME_BUDGET_SECONDS)
             return sent
 
 
+def _max_worker_deaths():
+    return max(1, int(_setting("NOTIFY_MAX_WORKER_DEATHS", 3)))
+
+
 def reclaim_expired_leases(now=None):
-    """Rows left in 'sending' past their lease (a worker died) go back to pending."""
+    """Rows left in 'sending' past their lease go back to pending, and the claim that ended
+    without a result counts (``worker_deaths``): the worker died while it held them.
+
+    A message whose send kills the worker (a segfault, the OOM killer) would otherwise be
+    reclaimed and kill a worker again, forever. Its first death is shared with the rest of
+    its batch (which of them was in flight is not recorded); from then on each of them is
+    claimed alone, so only the culprit dies again, waits a backoff, and after
+    ``NOTIFY_MAX_WORKER_DEATHS`` (3) is failed for good with the reason, for staff to see."""
     now = now or timezone.now()
-    return Notification.objects.filter(
+    limit = _max_worker_deaths()
+    expired = Notification.objects.filter(
         status=NotificationStatus.SENDING, lease_expires_at__lt=now
-    ).update(status=NotificationStatus.PENDING, lease_expires_at=None)
+    )
+    deaths = F("worker_deaths") + 1
+    died = Concat(
+        Value("worker died while sending, "),
+        Cast(deaths, output_field=CharField()),
+        Value(" times"),
+        output_field=CharField(),
+    )
+    failed = expired.filter(worker_deaths__gte=limit - 1).update(
+        status=NotificationStatus.FAILED,
+        lease_expires_at=None,
+        waiting_for="",
+        worker_deaths=deaths,
+        last_error=died,
+    )
+    if failed:
+        logger.error("%d notifications failed: a worker died while sending them", failed)
+    # A first death is most often an innocent one (a deploy's kill -9): due again as it was. A
+    # row that was alone when a worker died again may well be the culprit: after a backoff.
+    again = timezone.now() + dt.timedelta(seconds=backoff_seconds(1))
+    retried = expired.update(
+        status=NotificationStatus.PENDING,
+        lease_expires_at=None,
+        worker_deaths=deaths,
+        last_error=died,
+        next_attempt_at=Case(
+            When(worker_deaths=0, then=F("next_attempt_at")), default=Value(again)
+        ),
+    )
+    return failed + retried
 
 
 # Expansions the sweep re-dispatches at most per run; the next run takes the rest.

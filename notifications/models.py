@@ -152,6 +152,12 @@ class Notification(models.Model):
     )
     # Tries that failed for this message's own reason: a channel outage does not count.
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    # Claims that ended without a result: the worker died (segfault, OOM, kill -9) while it held
+    # this row, so the lease ran out. A row with any is claimed alone from then on, so that a
+    # message whose send kills the worker is the only one to count the next deaths, and fails
+    # after NOTIFY_MAX_WORKER_DEATHS instead of killing workers in a loop.
+    # (db_default too: the fan-out writes rows with raw INSERT ... SELECT.)
+    worker_deaths = models.PositiveSmallIntegerField(_("worker deaths"), default=0, db_default=0)
     # The circuit (see ``ChannelCircuit``) this row waits for while its channel is down.
     waiting_for = models.CharField(_("waiting for"), max_length=300, blank=True, default="")
     next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
@@ -177,6 +183,13 @@ class Notification(models.Model):
                 condition=models.Q(status__in=["pending", "sending"]),
             ),
             models.Index(fields=["event", "status"], name="notification_event_idx"),
+            # The claim's look for a dead worker's rows, to claim them one at a time: nearly
+            # always none, found without reading the event's other rows.
+            models.Index(
+                fields=["event"],
+                name="notification_suspect_idx",
+                condition=models.Q(status="pending", worker_deaths__gt=0),
+            ),
             models.Index(
                 fields=["waiting_for"],
                 name="notification_waiting_idx",

@@ -506,6 +506,63 @@ def test_a_row_taken_back_by_the_sweep_is_not_sent(service, receiver, dispatched
     assert receiver.requests == []
 
 
+# --- a message whose send kills the worker ----------------------------------------------------
+
+
+def test_a_message_whose_send_kills_the_worker_fails_after_three_deaths(
+    receiver, settings, dispatched, admin_client
+):
+    """A send that kills its worker (segfault, OOM) leaves the row 'sending' under a lease
+    that runs out; the sweep gives it back. Played at the SQL level with the real claim: the
+    worker sends the rows before the poison in order, then dies (its lease is made to run out)
+    whenever it holds the poison. Before, the poison came back forever, and with it the rows
+    that shared its batch."""
+    settings.NOTIFY_MAX_WORKER_DEATHS = 3
+    settings.NOTIFY_BACKOFF_BASE = 0  # a repeat suspect is due again at once
+    service = ServiceFactory()
+    for path in ("/a", "/poison", "/b", "/c"):
+        SubscriptionFactory(
+            service=service, channel=Channel.WEBHOOK, webhook_url=receiver.url(path)
+        )
+    event = publish(service)
+    from notifications.outbox import expand_event
+
+    expand_event(event.pk)
+    poison = Notification.objects.get(event=event, address=receiver.url("/poison"))
+    claims = []
+    for _round in range(20):  # bounded: the loop must end by itself
+        ids, lease = delivery.claim_batch(event.pk)
+        if not ids:
+            # Nothing due: the dead workers' leases run out and the sweep reclaims them.
+            Notification.objects.filter(status="sending").update(
+                lease_expires_at=timezone.now() - dt.timedelta(seconds=1)
+            )
+            if not delivery.reclaim_expired_leases():
+                break
+            continue
+        claims.append(len(ids))
+        if poison.pk in ids:
+            delivery.send_claimed([pk for pk in ids if pk < poison.pk], lease)
+            continue  # ... and the worker dies sending the poison: nothing marks the rest
+        delivery.send_claimed(ids, lease)
+    else:
+        pytest.fail(f"the poison message was still being retried after 20 claims: {claims}")
+
+    poison.refresh_from_db()
+    assert poison.status == NotificationStatus.FAILED
+    assert poison.last_error == "worker died while sending, 3 times"
+    assert poison.worker_deaths == 3
+    # The others went, once each; after the first death each suspect was claimed alone.
+    assert sorted(p for p, _h, _b in receiver.requests) == ["/a", "/b", "/c"]
+    assert claims[0] == 4 and set(claims[1:]) == {1}, claims
+    others = Notification.objects.filter(event=event).exclude(pk=poison.pk)
+    assert set(others.values_list("status", flat=True)) == {"sent"}
+    assert delivery.sweep_outbox()["events"] == 0
+    # Staff see it, and why.
+    page = admin_client.get("/admin/notifications/notification/?status__exact=failed")
+    assert "worker died while sending, 3 times" in page.content.decode()
+
+
 def test_staff_see_what_waits_and_why(admin_client, settings, dispatched):
     service = ServiceFactory()
     SubscriptionFactory(service=service)

@@ -4,11 +4,14 @@ HTTP receivers. Each test is bounded and stops what it started."""
 
 import contextlib
 import http.server
+import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +33,7 @@ class SlowReceiver:
         self.delay = delay
         self.requests = []
         self.lock = threading.Lock()
+        self.on_request = None  # called with the path once a request is recorded
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -38,6 +42,8 @@ class SlowReceiver:
                 time.sleep(receiver.delay)
                 with receiver.lock:
                     receiver.requests.append((self.path, self.headers["webhook-id"]))
+                if receiver.on_request is not None:
+                    receiver.on_request(self.path)
                 self.send_response(204)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -260,3 +266,61 @@ def test_a_30_minute_relay_outage_loses_nothing(procs, mail_port):
         ids = sink.message_ids()
     assert len(ids) == len(set(ids)) == 30
     assert max(emails.values_list("attempts", flat=True)) == 0
+
+
+def pool_processes(pid):
+    """The live children of the Celery worker ``pid`` (its pool processes), from /proc."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                children.append(int(stat.parent.name))
+    return children
+
+
+def test_a_message_whose_send_kills_the_worker_fails_and_the_rest_goes_once(procs, slow_receiver):
+    """Each POST to /poison kills the pool process sending it (SIGKILL, as a segfault or the
+    OOM killer would): its row stays 'sending' until the lease (3 s) runs out and the sweep
+    gives it back. Before, it was reclaimed and killed a worker again forever; now it fails
+    after three deaths, with the reason, and the rest of its batch arrives once."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc to find the pool processes")
+    service = ServiceFactory()
+    paths = ["/ok/0", "/ok/1", "/poison", "/ok/2", "/ok/3"]
+    for path in paths:
+        Subscription.objects.create(
+            organization=OrganizationFactory(),
+            service=service,
+            channel=Channel.WEBHOOK,
+            webhook_url=slow_receiver.url(path),
+        )
+    procs.env["NOTIFY_WEBHOOK_TIMEOUT"] = "1"  # the lease stays at 3 s
+    worker = procs.worker("worker", concurrency=1)
+    kills = []
+
+    def kill_the_sender(path):
+        if path == "/poison":
+            for pid in pool_processes(worker.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    kills.append(pid)
+
+    slow_receiver.on_request = kill_the_sender
+    procs.beat()
+    event_id = publish(procs, service)
+    rows = Notification.objects.filter(event_id=event_id)
+    wait_for(
+        lambda: rows.count() == 5 and not rows.filter(status__in=["pending", "sending"]).exists(),
+        90,
+        "every row to be sent or failed",
+        procs,
+    )
+    poison = rows.get(address=slow_receiver.url("/poison"))
+    assert (poison.status, poison.last_error) == ("failed", "worker died while sending, 3 times")
+    assert set(rows.exclude(pk=poison.pk).values_list("status", flat=True)) == {"sent"}
+    time.sleep(2)  # a late duplicate, or a fourth try of the poison, would arrive now
+    got = slow_receiver.paths()
+    assert sorted(p for p in got if p != "/poison") == ["/ok/0", "/ok/1", "/ok/2", "/ok/3"]
+    assert got.count("/poison") == 3 and len(kills) == 3, (got, kills)
+    assert worker.poll() is None  # the worker replaced its pool process each time
