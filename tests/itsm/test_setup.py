@@ -180,6 +180,102 @@ def test_setup_steps_from_a_clean_checkout(checkout):
         web.wait(timeout=30)
 
 
+# Run in the set-up copy: what its broker holds per queue, and its outbox as rows.
+QUEUED = """
+import json
+import django
+django.setup()
+from django.conf import settings
+from itsm.celery import app
+with app.connection_for_write() as connection:
+    channel = connection.default_channel
+    print(json.dumps({
+        queue.name: channel.queue_declare(queue.name).message_count
+        for queue in settings.CELERY_TASK_QUEUES
+    }))
+"""
+OUTBOX = """
+import json
+import django
+django.setup()
+from django.db.models import Count
+from notifications.models import Notification, NotificationEvent
+print(json.dumps({
+    "events": NotificationEvent.objects.count(),
+    "unexpanded": NotificationEvent.objects.filter(expanded_at__isnull=True).count(),
+    "rows": dict(Notification.objects.values_list("status").annotate(n=Count("id")).order_by()),
+    "emails": dict(
+        Notification.objects.filter(channel="email")
+        .values_list("status").annotate(n=Count("id")).order_by()
+    ),
+    # A pending row that is not simply due: it says why it waits (a channel that is down).
+    "waiting": list(
+        Notification.objects.filter(status="pending").values_list("channel", "last_error")
+    ),
+}))
+"""
+# The sweep the beat runs, once the leases of the expansions queued before the purge have run
+# out (NOTIFY_LEASE_SECONDS), with its tasks run at once (no worker in this test).
+SWEEP = """
+import datetime as dt
+import django
+django.setup()
+from django.conf import settings
+from django.utils import timezone
+from notifications.delivery import sweep_outbox
+print(sweep_outbox(now=timezone.now() + dt.timedelta(seconds=settings.NOTIFY_LEASE_SECONDS + 1)))
+"""
+
+
+def _run_in(checkout, script, **env):
+    directory, base_env, _ = checkout
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=directory,
+        env={**base_env, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_setup_leaves_no_stale_tasks_and_loses_no_outbox_row(checkout):
+    """``load_demo`` queues hundreds of tasks for events it discards (history) and a few for the
+    demo's live major incident; ``make setup`` purges them all, or the first sweeps wait minutes
+    behind them. What the purge drops is only the nudge: the rows are in the database and the
+    outbox sweep delivers what is due. Runs right after the set-up (before run_all's workers)."""
+    import json
+
+    from tests.live import smtp_server
+
+    assert json.loads(_run_in(checkout, QUEUED)) == {"sweeps": 0, "deliveries": 0}
+
+    before = json.loads(_run_in(checkout, OUTBOX))
+    # The demo's history is in the outbox, cancelled, and its live incident is still to tell.
+    assert before["rows"].get("cancelled", 0) > 0
+    assert before["unexpanded"] + before["rows"].get("pending", 0) > 0, before
+    with smtp_server() as sink:
+        _run_in(
+            checkout,
+            SWEEP,
+            CELERY_TASK_ALWAYS_EAGER="1",
+            EMAIL_URL=f"smtp://127.0.0.1:{sink.port}",
+        )
+        after = json.loads(_run_in(checkout, OUTBOX))
+    assert after["events"] == before["events"] and after["unexpanded"] == 0, (before, after)
+    # Every email went (once) or was the history's, cancelled; the demo's webhooks point at
+    # hosts that do not resolve (.invalid): they wait for their endpoint, saying so.
+    assert set(after["emails"]) == {"sent", "cancelled"}, after
+    assert len(sink.messages) == after["emails"]["sent"] - before["emails"].get("sent", 0) > 0
+    assert set(after["rows"]) <= {"sent", "cancelled", "pending"}, after
+    assert all(
+        channel == "webhook" and "waiting for" in error for channel, error in after["waiting"]
+    ), after
+    assert json.loads(_run_in(checkout, QUEUED)) == {"sweeps": 0, "deliveries": 0}
+
+
 def _children(pid):
     """Every live descendant of ``pid`` (from /proc)."""
     parents = {}
