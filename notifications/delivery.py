@@ -4,7 +4,9 @@ A claim is one conditional UPDATE (on PostgreSQL over ``FOR UPDATE SKIP LOCKED``
 sharing an event take disjoint rows without waiting on each other). The lease instant stamped
 by the claim is the claim's token: marks are conditional on it, so a worker that outlived its
 lease (and whose rows the sweep handed to another) changes nothing. A worker killed mid-batch
-leaves rows in ``sending``; the sweep puts them back once the lease has expired. Each row is
+leaves rows in ``sending``; the sweep puts them back once the lease has expired, counting a
+worker death on each (a message whose send kills its worker fails after a few, see
+``reclaim_expired_leases``). Each row is
 marked sent right after its own send, so a killed worker resends at most the message it had in
 flight (with the same Message-ID / webhook-id, for the receiver to drop).
 
