@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+from django.db import connection
 
 from incidents import workflow
 from incidents.models import (
@@ -476,7 +477,9 @@ def test_statements_per_transition_are_few_and_constant(
     """C4: each transition of a published incident takes a fixed, small number of statements,
     whatever the number of services (counted inside the test's transaction: each transition's
     SAVEPOINT and RELEASE are two of them). Resolve: lock, timeline, public update, row,
-    six for the services' status and history, three for the outbox event."""
+    six for the services' status and history, three for the outbox event. On PostgreSQL the
+    timeline event is inserted by the statement that saves the row (one statement fewer)."""
+    merged = 1 if connection.vendor == "postgresql" else 0
     affected = [ServiceFactory(default_sla_policy=policy) for _ in range(services)]
     incident = workflow.create_incident(
         actor=agent, title="Checkout down", impact=2, urgency=2, services=affected
@@ -484,13 +487,13 @@ def test_statements_per_transition_are_few_and_constant(
     workflow.post_update(
         incident, actor=agent, body="Looking.", is_public=True, public_status="investigating"
     )
-    with django_assert_num_queries(2 + 4):
+    with django_assert_num_queries(2 + 4 - merged):
         incident = workflow.acknowledge(incident, actor=agent)
-    with django_assert_num_queries(2 + 6):
+    with django_assert_num_queries(2 + 6 - merged):
         incident = workflow.change_priority(incident, actor=agent, impact=1, urgency=1)
-    with django_assert_num_queries(2 + 5):
+    with django_assert_num_queries(2 + 5 - merged):
         incident = workflow.hold(incident, actor=agent, reason="Waiting on the customer")
-    with django_assert_num_queries(2 + 5):
+    with django_assert_num_queries(2 + 5 - merged):
         incident = workflow.resume(incident, actor=agent)
-    with django_assert_num_queries(2 + 13):
+    with django_assert_num_queries(2 + 13 - merged):
         workflow.resolve(incident, actor=agent, code="fixed", notes="Restarted the nodes.")

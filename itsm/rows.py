@@ -1,0 +1,116 @@
+"""Row writes for the hottest statements of the write path, built once per model.
+
+``Model.save()`` and ``QuerySet.create()`` compile their SQL anew on every call; on a
+transition that is a third of the time spent in Python (C4 in ``bench/``). These helpers build
+the statement text once per model and only convert the values per call, with the same field
+conversions the ORM uses (``pre_save`` for ``auto_now`` and defaults, ``get_db_prep_save``), so
+the row written is the row ``save()`` would write. Models with ``pre_save``/``post_save``
+receivers must not be written this way (the incident and its timeline have none).
+
+``with_inserts`` puts the INSERTs of other rows in front of an UPDATE: on PostgreSQL one
+statement (data-modifying CTEs), elsewhere one statement each.
+"""
+
+import functools
+
+from django.db import connection
+
+
+def _quote(name):
+    return connection.ops.quote_name(name)
+
+
+@functools.cache
+def _update_statement(model):
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    sets = ", ".join(f"{_quote(f.column)} = %s" for f in fields)
+    table, pk = _quote(model._meta.db_table), _quote(model._meta.pk.column)
+    return f"UPDATE {table} SET {sets} WHERE {pk} = %s", fields  # noqa: S608 (names from models)
+
+
+@functools.cache
+def _insert_head(model):
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(_quote(f.column) for f in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    return f"INSERT INTO {_quote(model._meta.db_table)} ({columns}) VALUES ", row, fields  # noqa: S608
+
+
+def update_statement(instance):
+    """(sql, params) that saves every concrete field of ``instance`` (like ``save()`` of an
+    existing row: ``auto_now`` fields are stamped on the instance)."""
+    sql, fields = _update_statement(type(instance))
+    params = [f.get_db_prep_save(f.pre_save(instance, False), connection) for f in fields]
+    return sql, [*params, instance.pk]
+
+
+def insert_statement(instances):
+    """(sql, params) that inserts ``instances`` (all of one model, not saved yet) in one
+    statement; their ids are not read back."""
+    head, row, fields = _insert_head(type(instances[0]))
+    params = [
+        f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in instances for f in fields
+    ]
+    return head + ", ".join([row] * len(instances)), params
+
+
+def execute_with_inserts(inserts, update):
+    """Run the INSERT statements ``inserts`` [(sql, params)] and then the UPDATE ``update``
+    (sql, params), inside the caller's transaction: one round trip on PostgreSQL (the INSERTs
+    as data-modifying CTEs of the UPDATE; they touch other rows, so their order does not
+    matter), one per statement elsewhere. Returns the UPDATE's row count."""
+    with connection.cursor() as cursor:
+        if inserts and connection.vendor == "postgresql":
+            ctes = ", ".join(f"i{n} AS ({sql})" for n, (sql, _params) in enumerate(inserts))
+            params = [p for _sql, ps in inserts for p in ps]
+            cursor.execute(f"WITH {ctes} {update[0]}", [*params, *update[1]])
+            return cursor.rowcount
+        for sql, params in inserts:
+            cursor.execute(sql, params)
+        cursor.execute(*update)
+        return cursor.rowcount
+
+
+@functools.cache
+def _select_head(model):
+    """The column list of ``model``'s concrete fields and the converters the ORM would apply
+    to them when reading (JSON, SQLite's datetimes...)."""
+    meta = model._meta
+    table = _quote(meta.db_table)
+    columns = ", ".join(f"{table}.{_quote(f.column)}" for f in meta.concrete_fields)
+    converters = []
+    for n, field in enumerate(meta.concrete_fields):
+        col = field.get_col(meta.db_table)
+        convs = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+        if convs:
+            converters.append((n, convs, col))
+    names = [f.attname for f in meta.concrete_fields]
+    return (
+        f"SELECT {columns}",
+        f" FROM {table} WHERE {table}.{_quote(meta.pk.column)} = %s",
+        (
+            converters,
+            names,
+        ),
+    )
+
+
+def lock_row(model, pk, *, extra=(), extra_params=()):
+    """Read and lock (``FOR UPDATE`` where the backend has it) the ``model`` row ``pk``, as
+    ``select_for_update().get(pk=pk)`` would, and the scalar SQL expressions ``extra`` (their
+    ``%s`` filled from ``extra_params``) in the same statement. Returns (instance, [extra
+    values]); raises ``model.DoesNotExist``."""
+    select, where, (converters, names) = _select_head(model)
+    sql = select + "".join(f", {e}" for e in extra) + where
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*extra_params, pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise model.DoesNotExist(f"{model._meta.object_name} matching query does not exist.")
+    values = list(row[: len(names)])
+    for n, convs, col in converters:
+        for convert in convs:
+            values[n] = convert(values[n], col, connection)
+    return model.from_db(connection.alias, names, values), list(row[len(names) :])
