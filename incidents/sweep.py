@@ -29,6 +29,7 @@ from incidents.models import (
     SlaTargetKind,
 )
 from incidents.notify import notify_staff_batch, staff_message
+from itsm import arrays
 from notifications.models import EventKind as NotificationKind
 from services.models import Contract, Service, SlaInputChange, SlaPolicy
 
@@ -187,35 +188,83 @@ def _check_batch(batch, now):
         plain.append((incident, found))
 
     if plain:
-        raised_rows = [s for _incident, found in plain for s in found.signals]
         try:
             with transaction.atomic():
-                SlaSignal.objects.bulk_create(raised_rows)
+                _insert_signals(plain, now)
         except IntegrityError:
             # Raised meanwhile by a workflow call that held no lock on this row: fall back to
             # one at a time, each once.
-            raised -= len(raised_rows)
+            raised -= sum(len(found.signals) for _incident, found in plain)
             for incident, found in plain:
                 raised += _write_one_by_one(incident, found, now)
                 incident.sla_error = ""
             _save_columns([i for i, _found in plain])
             return raised
-        IncidentEvent.objects.bulk_create(
-            _signal_event(incident, signal, now)
-            for incident, found in plain
-            for signal in found.signals
-        )
         messages = []
+        texts = _AnnouncementTexts()
         for incident, found in plain:
             incident.sla_error = ""
             for signal in found.signals:
                 _mark_breach(incident, signal)
             for signal in found.announce:
                 is_breach = signal.threshold >= deadlines.BREACH
-                messages.append(_announcement(incident, _as_checkpoint(signal), is_breach))
+                messages.append(_announcement(incident, signal, is_breach, texts))
         notify_staff_batch(m for m in messages if m is not None)
         _save_columns([i for i, _found in plain])
     return raised
+
+
+def _insert_signals(plain, now):
+    """The signals of a batch and their timeline events, in one statement on PostgreSQL (from
+    one array per column: building ~12 model instances per due incident cost more than the
+    inserts themselves). Raises IntegrityError when one of the signals exists already."""
+    raised = [(incident, signal) for incident, found in plain for signal in found.signals]
+    if connection.vendor != "postgresql":
+        SlaSignal.objects.bulk_create(
+            SlaSignal(
+                incident=incident,
+                target=signal.target,
+                threshold=signal.threshold,
+                due_at=signal.at,
+                raised_at=now,
+            )
+            for incident, signal in raised
+        )
+        IncidentEvent.objects.bulk_create(
+            IncidentEvent(
+                incident=incident,
+                at=now,
+                kind=_signal_kind(signal),
+                new_value=_signal_value(signal),
+            )
+            for incident, signal in raised
+        )
+        return
+    incident_ids = [incident.pk for incident, _signal in raised]
+    signals_sql, signals_params = arrays.insert_sql(
+        SlaSignal,
+        {
+            "incident": incident_ids,
+            "target": [signal.target for _incident, signal in raised],
+            "threshold": [signal.threshold for _incident, signal in raised],
+            "due_at": [signal.at for _incident, signal in raised],
+        },
+        values={"raised_at": now},
+    )
+    events_sql, events_params = arrays.insert_sql(
+        IncidentEvent,
+        {
+            "incident": incident_ids,
+            "kind": [_signal_kind(signal) for _incident, signal in raised],
+            "new_value": [_signal_value(signal) for _incident, signal in raised],
+        },
+        values={"at": now},
+    )
+    with connection.cursor() as cursor:
+        # A data-modifying WITH runs whether or not it is read: both inserts, one round trip.
+        cursor.execute(
+            f"WITH signals AS ({signals_sql}) {events_sql}", signals_params + events_params
+        )
 
 
 class _Found:
@@ -233,25 +282,13 @@ def _crossed(incident, calendars, pauses, signalled, now):
             (c for c in upcoming if c.target == target and c.at <= now),
             key=lambda c: c.threshold,
         )
-        for checkpoint in mine:
-            signal = SlaSignal(
-                incident=incident,
-                target=checkpoint.target,
-                threshold=checkpoint.threshold,
-                due_at=checkpoint.at,
-                raised_at=now,
-            )
-            found.signals.append(signal)
+        found.signals.extend(mine)
         # A sweep that comes late (a restart, a long hold released) records the lower
         # thresholds but tells people only the worst one: a warning after a breach is noise.
         if mine:
             found.announce.append(found.signals[-1])
     incident.next_sla_check_at = min((c.at for c in upcoming if c.at > now), default=None)
     return found
-
-
-def _as_checkpoint(signal):
-    return deadlines.Checkpoint(signal.target, signal.threshold, signal.due_at)
 
 
 def _mark_breach(incident, signal):
@@ -261,21 +298,23 @@ def _mark_breach(incident, signal):
             if signal.target == SlaTargetKind.RESPONSE
             else "resolve_breached_at"
         )
-        setattr(incident, field, signal.due_at)
+        setattr(incident, field, signal.at)
 
 
-def _signal_event(incident, signal, now):
-    is_breach = signal.threshold >= deadlines.BREACH
-    return IncidentEvent(
-        incident=incident,
-        at=now,
-        kind=EventKind.SLA_BREACHED if is_breach else EventKind.SLA_WARNING,
-        new_value={
-            "target": signal.target,
-            "threshold": signal.threshold,
-            "due_at": signal.due_at.isoformat(),
-        },
+def _signal_kind(checkpoint):
+    return (
+        EventKind.SLA_BREACHED
+        if checkpoint.threshold >= deadlines.BREACH
+        else EventKind.SLA_WARNING
     )
+
+
+def _signal_value(checkpoint):
+    return {
+        "target": checkpoint.target,
+        "threshold": checkpoint.threshold,
+        "due_at": checkpoint.at.isoformat(),
+    }
 
 
 SWEPT_COLUMNS = ["next_sla_check_at", "response_breached_at", "resolve_breached_at", "sla_error"]
@@ -318,9 +357,7 @@ def _save_columns(incidents):
 def _write_one_by_one(incident, found, now):
     raised = 0
     for signal in found.signals:
-        if _raise(
-            incident, _as_checkpoint(signal), now, announce=any(s is signal for s in found.announce)
-        ):
+        if _raise(incident, signal, now, announce=any(s is signal for s in found.announce)):
             raised += 1
     return raised
 
@@ -431,31 +468,40 @@ def _raise(incident, checkpoint, now, *, announce):
 
 
 def _announce(incident, checkpoint, is_breach):
-    message = _announcement(incident, checkpoint, is_breach)
+    message = _announcement(incident, checkpoint, is_breach, _AnnouncementTexts())
     if message is not None:
         notify_staff_batch([message])
 
 
-def _announcement(incident, checkpoint, is_breach):
+class _AnnouncementTexts:
+    """The announcement templates in the active language, translated once per batch (a sweep
+    of 1,000 due incidents spent a fifth of its time translating the same five strings)."""
+
+    def __init__(self):
+        self.breach = _("%(reference)s breached its %(target)s target: %(title)s")
+        self.warning = _("%(reference)s used %(percent)s%% of its %(target)s target: %(title)s")
+        self.priority = _("Priority: P%(priority)s")
+        self.response_due = _("Response due: %(at)s")
+        self.resolve_due = _("Resolution due: %(at)s")
+        self.targets = {kind.value: str(kind.label).lower() for kind in SlaTargetKind}
+
+
+def _announcement(incident, checkpoint, is_breach, texts):
     """The staff message that tells about a warning or breach (None: nobody to tell)."""
-    target_label = SlaTargetKind(checkpoint.target).label.lower()
     values = {
         "reference": incident.reference,
         "title": incident.title,
-        "target": target_label,
+        "target": texts.targets[checkpoint.target],
         "percent": checkpoint.threshold // 10,
     }
-    if is_breach:
-        subject = _("%(reference)s breached its %(target)s target: %(title)s") % values
-    else:
-        subject = _("%(reference)s used %(percent)s%% of its %(target)s target: %(title)s") % values
+    subject = (texts.breach if is_breach else texts.warning) % values
     body = "\n".join(
         [
             subject,
             "",
-            _("Priority: P%(priority)s") % {"priority": incident.priority},
-            _("Response due: %(at)s") % {"at": incident.response_due_at or "-"},
-            _("Resolution due: %(at)s") % {"at": incident.resolve_due_at or "-"},
+            texts.priority % {"priority": incident.priority},
+            texts.response_due % {"at": incident.response_due_at or "-"},
+            texts.resolve_due % {"at": incident.resolve_due_at or "-"},
             f"{settings.SITE_URL}/admin/incidents/incident/{incident.pk}/change/",
         ]
     )

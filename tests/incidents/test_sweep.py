@@ -5,6 +5,7 @@ import threading
 
 import pytest
 from django.db import connection, connections
+from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
 from incidents import workflow
@@ -134,6 +135,86 @@ def test_met_targets_raise_nothing(incident, agent):
     workflow.resolve(incident, actor=agent, code="fixed", notes="ok", now=at(2))
     assert sweep_sla(now=at(600)) == 0
     assert not SlaSignal.objects.filter(incident=incident).exists()
+
+
+def _row(instance, *left_out):
+    return {k: v for k, v in model_to_dict(instance).items() if k not in {"id", *left_out}}
+
+
+def test_a_batch_writes_the_rows_that_one_at_a_time_writes(agent, team, service):
+    """A batch's signals, timeline events and staff messages go in a few statements (from
+    arrays on PostgreSQL); an incident checked on its own (a stale one, recomputed first)
+    writes through the ORM one row at a time. Whichever way, the rows are the same: nothing
+    the timeline, the outbox or the admin reads goes missing or differs."""
+    Team.objects.create(group=team, email="desk@example.com")
+    batch, alone = (
+        workflow.create_incident(
+            actor=Actor.system(),
+            title="Checkout down",
+            impact=1,
+            urgency=1,
+            services=[service],
+            assignee=agent,
+            assignment_group=team,
+            now=T0,
+        )
+        for _ in range(2)
+    )
+    Incident.objects.filter(pk=alone.pk).update(sla_stale=True)
+    assert sweep_sla(now=at(20)) == 6
+
+    def timeline(incident):
+        events = incident.events.filter(kind__in=[EventKind.SLA_WARNING, EventKind.SLA_BREACHED])
+        return [_row(e, "incident") for e in events.order_by("at", "id")]
+
+    def signal_rows(incident):
+        return [_row(s, "incident") for s in incident.sla_signals.order_by("threshold")]
+
+    def told(incident):
+        (event,) = staff_events(incident, NotificationKind.SLA_BREACH)
+        payload = {
+            k: str(v)
+            .replace(incident.reference, "REF")
+            .replace(f"/incident/{incident.pk}/", "/incident/ID/")
+            for k, v in event.payload.items()
+            if k != "incident_id"
+        }
+        rows = [
+            _row(n, "event", "created_at", "next_attempt_at") for n in event.notifications.all()
+        ]
+        return (
+            _row(event, "key", "subject_id", "payload", "created_at", "expanded_at"),
+            payload,
+            sorted(rows, key=lambda r: r["recipient_key"]),
+        )
+
+    assert len(timeline(batch)) == 3 and timeline(batch) == timeline(alone)
+    assert len(signal_rows(batch)) == 3 and signal_rows(batch) == signal_rows(alone)
+    assert told(batch) == told(alone)
+    # And the same as what the ORM writes for an event and a notification created one by one.
+    event = staff_events(batch, NotificationKind.SLA_BREACH).get()
+    by_orm = NotificationEvent.objects.create(
+        kind=event.kind,
+        key="by the ORM",
+        payload=event.payload,
+        subject_kind=event.subject_kind,
+        subject_id=event.subject_id,
+        created_at=event.created_at,
+        expanded_at=event.expanded_at,
+    )
+    assert _row(by_orm, "key") == _row(event, "key")
+    sent = event.notifications.get(user=agent)
+    orm_row = Notification.objects.create(
+        event=event,
+        channel=sent.channel,
+        recipient_key="by the ORM",
+        user=agent,
+        address=sent.address,
+        language=sent.language,
+        status=sent.status,
+    )
+    ignored = ("recipient_key", "created_at", "next_attempt_at")
+    assert _row(orm_row, *ignored) == _row(sent, *ignored)
 
 
 def test_sweep_cost_does_not_grow_with_open_incidents_not_due(agent, service):
