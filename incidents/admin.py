@@ -627,7 +627,8 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         """A save the workflow refuses (a stale form, an illegal change) rolls back whole and
-        comes back as a message; the page reloads the incident as it now is."""
+        the form comes back with what was typed and the error beside the field (issue 15:
+        what the agent types is never lost)."""
         if object_id:
             extra_context = {
                 **(extra_context or {}),
@@ -638,8 +639,50 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except workflow.WorkflowError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
+            if request.method != "POST":
+                self.message_user(request, str(exc), messages.ERROR)
+                return HttpResponseRedirect(request.get_full_path())
+            if object_id:
+                request.POST = self._typed_over_current(request, object_id, exc)
+            request.itsm_refusal = exc
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        refusal = getattr(request, "itsm_refusal", None)
+        if refusal is not None:
+            form = type(form.__name__, (form,), {"refusal": refusal})
+        return form
+
+    def _typed_over_current(self, request, object_id, refusal):
+        """The refused POST made to read as a form of the incident as it is now: what the
+        agent changed stays as typed, what they left alone shows the current value, and the
+        form's version is the current one, so saving again applies exactly their changes."""
+        from django.contrib.admin.utils import unquote
+
+        current = self.get_object(request, unquote(object_id))
+        form_class = super().get_form(request, current, change=True)
+        typed = form_class(request.POST, request.FILES, instance=current)
+        mine = set(typed.changed_data)
+        now = form_class(instance=current)
+        data = request.POST.copy()
+        for name in typed.fields:
+            if name == "loaded_version":
+                continue
+            keys = [typed.add_initial_prefix(name)]
+            if name not in mine:
+                keys.append(typed.add_prefix(name))
+            value = now[name].value()
+            for key in keys:
+                if value is False:
+                    data.pop(key, None)  # an unticked box is absent from a POST
+                elif value is True:
+                    data[key] = "on"
+                else:
+                    data[key] = "" if value is None else str(value)
+        if isinstance(refusal, workflow.StaleVersion):
+            data[typed.add_prefix("loaded_version")] = str(refusal.current_version)
+        return data
 
     def get_urls(self):
         wrap = self.admin_site.admin_view

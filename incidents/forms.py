@@ -37,10 +37,20 @@ class IncidentForm(forms.ModelForm):
 
     PEOPLE_FIELDS = ("assignee", "commander", "communications_lead")
 
+    # A save the workflow refused (``workflow.StaleVersion``), set by the admin to show the form
+    # again with what was typed and the error beside the fields that clash.
+    refusal = None
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["loaded_version"].initial = self.instance.version
+            # Each field carries the value it was loaded with, so "what did this person change"
+            # is measured against the version they saw, not against a colleague's later save:
+            # a field they left alone never overwrites what someone changed meanwhile.
+            for name, field in self.fields.items():
+                if name != "loaded_version":
+                    field.show_hidden_initial = True
         # Three lists of the same people: read them once, not once per select box.
         people = None
         for name in self.PEOPLE_FIELDS:
@@ -63,7 +73,38 @@ class IncidentForm(forms.ModelForm):
                     "reload the page and make your change again."
                 )
             )
+        if self.refusal is not None:
+            self._show_refusal(self.refusal)
         return cleaned
+
+    def _show_refusal(self, refusal):
+        field = getattr(refusal, "field", None)
+        if field in self.fields and field not in self.errors:
+            self.add_error(field, str(refusal))
+            return
+        self.add_error(None, str(refusal))
+        for name in sorted(getattr(refusal, "fields", ()) or ()):
+            name = "impact" if name == "urgency" and "impact" in refusal.fields else name
+            if name in self.fields and name in self.changed_data and name not in self.errors:
+                self.add_error(
+                    name,
+                    _(
+                        "Changed meanwhile by someone else (now: %(value)s). Your value is kept "
+                        "here: save again to replace theirs, or put theirs back."
+                    )
+                    % {"value": _display(self.instance, name)},
+                )
+
+
+def _display(instance, name):
+    """A field's current value as a person reads it."""
+    getter = getattr(instance, f"get_{name}_display", None)
+    value = getter() if getter else getattr(instance, name)
+    if value in (None, ""):
+        return "—"
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    return str(value)
 
 
 def staff_users():

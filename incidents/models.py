@@ -419,6 +419,10 @@ class IncidentEvent(models.Model):
     old_value = models.JSONField(_("from"), null=True, blank=True)
     new_value = models.JSONField(_("to"), null=True, blank=True)
     note = models.TextField(_("note"), blank=True)
+    # The incident version this change produced: a stale form asks "what changed since my
+    # version?" and is refused only where those changes touch what it changes. Empty for what
+    # bumps no version (SLA signals, moved deadlines) and for events older than the column.
+    version = models.PositiveIntegerField(_("version"), null=True, blank=True)
 
     objects = IncidentChildQuerySet.as_manager()
 

@@ -70,10 +70,12 @@ class IncidentNotFound(NotPermitted):
 class StaleVersion(WorkflowError):
     """The caller edited an older version of the incident than the one stored."""
 
-    def __init__(self, message, *, current_version, last_event=None):
+    def __init__(self, message, *, current_version, last_event=None, fields=()):
         super().__init__(message)
         self.current_version = current_version
         self.last_event = last_event
+        # What the clashing changes touched ("state", field names), for a form to mark.
+        self.fields = set(fields)
 
 
 # Timeline events written without a version bump.
@@ -167,33 +169,20 @@ def _now(now):
     return now or timezone.now()
 
 
-def _lock(incident, expected_version, action, *, matrix_cell=None):
+def _lock(incident, expected_version, action, *, matrix_cell=None, touches=None):
     """Re-read and lock the row (the caller is inside ``transaction.atomic``); refuse a stale
     version and an illegal move. ``matrix_cell`` (impact, urgency): read that cell of the
-    priority matrix in the same query (``matrix_priority``, None when the cell is missing)."""
+    priority matrix in the same query (``matrix_priority``, None when the cell is missing).
+    ``touches``: what the caller changes (default: ``ACTION_TOUCHES[action]``); a version
+    that moved only through changes touching none of it is not stale (a resolve after a
+    colleague's work note goes through, on the current row)."""
     locked = _locked_row(incident.pk, matrix_cell)
     if expected_version is not None and locked.version != expected_version:
-        # The change that made the form stale: SLA signals are raised by the sweep without
-        # bumping the version, so they never are.
-        last = (
-            IncidentEvent.objects.filter(incident=locked)
-            .exclude(kind__in=VERSIONLESS_EVENTS)
-            .order_by("-at", "-id")
-            .first()
-        )
-        who = (last.actor_label if last and last.actor_kind != "system" else None) or _(
-            "the system"
-        )
-        what = last.get_kind_display().lower() if last else _("changed it")
-        raise StaleVersion(
-            _(
-                "%(reference)s was changed by %(who)s (%(what)s) after you opened it. "
-                "Reload to see the current version, then apply your change again."
-            )
-            % {"reference": locked.reference, "who": who, "what": what},
-            current_version=locked.version,
-            last_event=last,
-        )
+        touches = ACTION_TOUCHES[action] if touches is None else frozenset(touches)
+        since = _changes_since(locked, expected_version)
+        clashing = conflicting(since, expected_version, locked.version, touches)
+        if clashing:
+            _refuse_stale(locked, clashing)
     if locked.state not in LEGAL_FROM[action]:
         raise IllegalTransition(
             _("Cannot %(action)s %(reference)s: it is %(state)s.")
@@ -204,6 +193,110 @@ def _lock(incident, expected_version, action, *, matrix_cell=None):
             }
         )
     return locked
+
+
+# --- what a stale form may still do ---------------------------------------------------------
+#
+# Each change names what it touches; a change made since the caller's version conflicts with the
+# caller's only if they touch the same thing. State changes all touch "state" (a resolve after a
+# colleague's hold is refused: the agent decided on a state they no longer see); a work note
+# touches nothing; a public update touches the public story.
+
+_STATE = frozenset({"state"})
+_ASSIGNMENT = frozenset({"assignee", "assignment_group"})
+_PRIORITY = frozenset({"impact", "urgency"})
+_PUBLIC = frozenset({"public_status"})
+
+EVENT_TOUCHES = {
+    EventKind.ACKNOWLEDGED: _STATE,
+    EventKind.HELD: _STATE,
+    EventKind.RESUMED: _STATE,
+    EventKind.RESOLVED: _STATE,
+    EventKind.CLOSED: _STATE,
+    EventKind.REOPENED: _STATE,
+    EventKind.ASSIGNED: _ASSIGNMENT,
+    EventKind.PRIORITY_CHANGED: _PRIORITY,
+    EventKind.SERVICES_CHANGED: frozenset({"services"}),
+    EventKind.MAJOR_CHANGED: frozenset({"is_major"}),
+    EventKind.PROBLEM_LINKED: frozenset({"problem"}),
+}
+
+ACTION_TOUCHES = {
+    **dict.fromkeys(["acknowledge", "hold", "resume", "resolve", "close", "reopen"], _STATE),
+    "assign": _ASSIGNMENT,
+    "change_priority": _PRIORITY,
+    "link_problem": frozenset({"problem"}),
+    "post_update": frozenset(),  # a work note; a public update passes its own (see there)
+    "edit": None,  # what the form changed (see ``edit``)
+}
+
+
+class Change:
+    """A change made since a caller's version, as the stale check sees it."""
+
+    def __init__(self, version, kind, touches, event=None):
+        self.version, self.kind, self.touches, self.event = version, kind, touches, event
+
+
+def touched_by(kind, new_value):
+    """What a timeline event of ``kind`` touched. An unknown kind touches everything."""
+    if kind == EventKind.UPDATE_POSTED:
+        return _PUBLIC if (new_value or {}).get("public") else frozenset()
+    if kind == EventKind.EDITED:
+        return frozenset(new_value or {}) or frozenset({"*"})
+    return EVENT_TOUCHES.get(kind, frozenset({"*"}))
+
+
+def conflicting(changes, expected_version, current_version, touches):
+    """The changes (made after ``expected_version``, up to ``current_version``) that clash
+    with a change touching ``touches``. A version with no recorded change (older rows, or a
+    caller ahead of the row) clashes, as does anything touching "*": when in doubt, refuse."""
+    if expected_version > current_version:
+        return [Change(current_version, None, frozenset({"*"}))]
+    seen = {c.version for c in changes}
+    missing = [
+        Change(v, None, frozenset({"*"}))
+        for v in range(expected_version + 1, current_version + 1)
+        if v not in seen
+    ]
+    if missing:
+        return missing
+    return [c for c in changes if "*" in c.touches or c.touches & touches]
+
+
+def _changes_since(locked, expected_version):
+    return [
+        Change(e.version, e.kind, touched_by(e.kind, e.new_value), e)
+        for e in IncidentEvent.objects.filter(incident=locked, version__gt=expected_version)
+        .exclude(kind__in=VERSIONLESS_EVENTS)
+        .order_by("-version", "-id")
+    ]
+
+
+def _refuse_stale(locked, clashing):
+    """Raise ``StaleVersion`` naming the latest clashing change (never an SLA signal: those
+    bump no version)."""
+    last = next((c.event for c in clashing if c.event is not None), None)
+    if last is None:
+        last = (
+            IncidentEvent.objects.filter(incident=locked)
+            .exclude(kind__in=VERSIONLESS_EVENTS)
+            .order_by("-at", "-id")
+            .first()
+        )
+    who = (last.actor_label if last and last.actor_kind != "system" else None) or _("the system")
+    what = last.get_kind_display().lower() if last else _("changed it")
+    fields = set().union(*(c.touches for c in clashing)) - {"*"}
+    raise StaleVersion(
+        _(
+            "%(reference)s was changed by %(who)s (%(what)s) after you opened it. "
+            "Reload to see the current version, then apply your change again."
+        )
+        % {"reference": locked.reference, "who": who, "what": what},
+        current_version=locked.version,
+        last_event=last,
+        fields=fields,
+    )
 
 
 @functools.cache
@@ -271,6 +364,8 @@ def _write(incident):
     """Save the incident row (every field, as ``save()`` would) and insert its queued events,
     in one statement on PostgreSQL. ``save()`` would compile its UPDATE anew each time."""
     events = incident.__dict__.pop("_queued_events", [])
+    for event in events:
+        event.version = incident.version  # the version this change produced
     inserts = [rows.insert_statement(events)] if events else []
     rows.execute_with_inserts(inserts, rows.update_statement(incident))
 
@@ -627,7 +722,14 @@ def post_update(
             field="public_status",
         )
     with transaction.atomic():
-        incident = _lock(incident, expected_version, "post_update")
+        # A work note touches nothing another change could clash with; a public update tells
+        # the public story, so it clashes with a state change or another public update.
+        incident = _lock(
+            incident,
+            expected_version,
+            "post_update",
+            touches=(_PUBLIC | _STATE) if is_public else frozenset(),
+        )
         now = _now(now)
         update = IncidentUpdate.objects.create(
             incident=incident,
@@ -780,7 +882,7 @@ def set_affected_services(incident, *, actor, services, expected_version=None, n
     contract may apply to one service and not another."""
     statuses = _normalise_services(services)
     with transaction.atomic():
-        incident = _lock(incident, expected_version, "edit")
+        incident = _lock(incident, expected_version, "edit", touches={"services"})
         now = _now(now)
         if not _do_set_services(incident, actor=actor, statuses=statuses, at=now):
             return incident
@@ -840,7 +942,7 @@ def edit(incident, *, actor, expected_version, changes, now=None):
     if bool(confidential) != incident.is_confidential:
         check_may(actor, "confidential")
     with transaction.atomic():
-        incident = _lock(incident, expected_version, "edit")
+        incident = _lock(incident, expected_version, "edit", touches=_edit_touches(changes))
         now = _now(now)
         sla_moves = False
         old, new = {}, {}
@@ -923,6 +1025,15 @@ def edit(incident, *, actor, expected_version, changes, now=None):
             services_changed=services_changed,
             at=now,
         )
+
+
+def _edit_touches(changes):
+    touches = set(changes)
+    if touches & _PRIORITY:
+        touches |= _PRIORITY
+    if touches & _ASSIGNMENT:
+        touches |= _ASSIGNMENT
+    return frozenset(touches)
 
 
 def _jsonable(value):

@@ -99,6 +99,11 @@ def change_form_data(response):
     form = response.context["adminform"].form
     for name in form.fields:
         put(form[name])
+        if form.fields[name].show_hidden_initial:  # the value it was loaded with, hidden
+            value = form[name].initial
+            value = getattr(value, "pk", value)
+            if value is not False:
+                data[form.add_initial_prefix(name)] = "" if value is None else str(value)
     for inline in response.context["inline_admin_formsets"]:
         formset = inline.formset
         for name in formset.management_form.fields:
@@ -378,18 +383,62 @@ def test_stale_form_is_refused_naming_who_changed_what(admin_client, new_inciden
     page = admin_client.get(change_url(new_incident))
     data = change_form_data(page)
     assert data["loaded_version"] == "1"
-    workflow.acknowledge(new_incident, actor=teammate)  # meanwhile, someone else
+    workflow.edit(  # meanwhile, someone else renames it
+        new_incident, actor=teammate, expected_version=1, changes={"title": "Their title"}
+    )
 
     data["title"] = "My edit"
     response = post_form(admin_client, change_url(new_incident), data)
 
-    [message] = messages_of(response)
-    assert "teammate" in message and "acknowledged" in message
+    form = response.context["adminform"].form
+    [message] = form.non_field_errors()
+    assert "teammate" in message and "edited" in message
     assert new_incident.reference in message
+    assert "Their title" in form.errors["title"][0]
     new_incident.refresh_from_db()
-    assert new_incident.title == "Card payments fail"
+    assert new_incident.title == "Their title"
     assert new_incident.version == 2
-    assert not new_incident.events.filter(kind="edited").exists()
+
+
+def test_a_refused_change_form_keeps_what_was_typed(admin_client, new_incident, teammate):
+    """The page comes back with the agent's text, the error beside the field, and fields they
+    left alone showing the colleague's values; saving again applies exactly the agent's edit."""
+    data = change_form_data(admin_client.get(change_url(new_incident)))
+    workflow.edit(
+        new_incident,
+        actor=teammate,
+        expected_version=1,
+        changes={"title": "Their title", "description": "Their description"},
+    )
+    data["title"] = "My title"
+    response = post_form(admin_client, change_url(new_incident), data)
+
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert 'value="My title"' in content
+    assert "Their description" in content  # untouched by me: shows what is stored now
+    new_incident.refresh_from_db()
+    assert (new_incident.title, new_incident.version) == ("Their title", 2)
+
+    again = change_form_data(response)
+    assert again["loaded_version"] == "2"
+    post_form(admin_client, change_url(new_incident), again)
+    new_incident.refresh_from_db()
+    assert new_incident.title == "My title"
+    assert new_incident.description == "Their description"
+
+
+def test_a_change_form_saved_after_a_colleagues_unrelated_change_keeps_both(
+    admin_client, new_incident, teammate
+):
+    data = change_form_data(admin_client.get(change_url(new_incident)))
+    workflow.change_priority(new_incident, actor=teammate, impact=1, urgency=1)
+    workflow.post_update(new_incident, actor=teammate, body="A work note")
+    data["title"] = "My title"
+    post_form(admin_client, change_url(new_incident), data)
+    new_incident.refresh_from_db()
+    assert new_incident.title == "My title"
+    assert (new_incident.impact, new_incident.urgency) == (1, 1)
 
 
 def test_change_form_without_its_version_is_not_saved(admin_client, new_incident):
@@ -503,12 +552,19 @@ def test_illegal_or_incomplete_button_shows_the_workflow_message(desk, new_incid
 
 
 def test_button_on_a_stale_page_is_refused(desk, new_incident, teammate):
-    workflow.assign(new_incident, actor=teammate, assignee=teammate)
-    response = desk.post(act_url(new_incident, "acknowledge"), {"version": 1}, follow=True)
+    workflow.acknowledge(new_incident, actor=teammate)
+    response = desk.post(act_url(new_incident, "hold"), {"version": 1, "reason": "x"}, follow=True)
     [message] = messages_of(response)
-    assert "teammate" in message and "assigned" in message
+    assert "teammate" in message and "acknowledged" in message
     new_incident.refresh_from_db()
-    assert new_incident.state == IncidentState.NEW
+    assert new_incident.state == IncidentState.ACKNOWLEDGED
+
+
+def test_button_after_a_colleagues_assignment_goes_through(desk, new_incident, teammate):
+    workflow.assign(new_incident, actor=teammate, assignee=teammate)
+    desk.post(act_url(new_incident, "acknowledge"), {"version": 1}, follow=True)
+    new_incident.refresh_from_db()
+    assert new_incident.state == IncidentState.ACKNOWLEDGED
 
 
 def test_buttons_only_take_post(desk, new_incident):

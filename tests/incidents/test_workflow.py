@@ -224,11 +224,14 @@ def test_stale_version_is_refused_naming_who_changed_what(incident, agent, teamm
     stale_version = incident.version
     workflow.change_priority(incident, actor=teammate, impact=2, urgency=2)
     with pytest.raises(workflow.StaleVersion) as caught:
-        workflow.acknowledge(incident, actor=agent, expected_version=stale_version)
+        workflow.change_priority(
+            incident, actor=agent, impact=1, urgency=1, expected_version=stale_version
+        )
     assert "teammate" in str(caught.value)
     assert "priority changed" in str(caught.value)
+    assert caught.value.fields == {"impact", "urgency"}
     incident.refresh_from_db()
-    assert incident.state == IncidentState.NEW
+    assert (incident.impact, incident.urgency) == (2, 2)
 
 
 def test_assign_records_old_and_new(incident, agent, teammate, team):
