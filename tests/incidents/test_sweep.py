@@ -9,7 +9,7 @@ from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
 from incidents import workflow
-from incidents.models import EventKind, Incident, SlaSignal
+from incidents.models import EventKind, Incident, IncidentEvent, SlaSignal
 from incidents.sweep import catch_up_sla_inputs, due_incidents, sweep_sla
 from itsm.actors import Actor
 from notifications.models import EventKind as NotificationKind
@@ -262,6 +262,33 @@ def test_due_query_uses_the_partial_index(on_postgres, incident):
         plan = "\n".join(row[0] for row in cursor.fetchall())
         cursor.execute("RESET enable_seqscan")
     assert "incident_sla_due_idx" in plan
+
+
+@pytest.mark.parametrize(
+    "index, rows",
+    [
+        ("unique_sla_signal", lambda incident, user: SlaSignal.objects.filter(incident=incident)),
+        (
+            "incident_event_idx",
+            lambda incident, user: IncidentEvent.objects.filter(incident=incident),
+        ),
+        # A user's deletion sets their events' actor to NULL, found through the partial index.
+        (
+            "incident_event_actor_idx",
+            lambda incident, user: IncidentEvent.objects.filter(actor_id__in=[user.pk]),
+        ),
+    ],
+)
+def test_reads_of_what_the_sweep_writes_keep_an_index(on_postgres, incident, agent, index, rows):
+    """The sweep's tables lost the indexes that only cost it inserts (migration 0011); the
+    reads those indexes served still find one."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        sql, params = rows(incident, agent).values("pk").query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("RESET enable_seqscan")
+    assert index in plan
 
 
 @pytest.mark.django_db(transaction=True)
