@@ -585,11 +585,9 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
     # --- writes through the workflow -----------------------------------------------------------
 
     def has_work_permission(self, request, obj=None):
-        """Workflow buttons and bulk actions: agents (work_incident) or anyone who may change
-        incidents."""
-        return request.user.has_perm("incidents.work_incident") or self.has_change_permission(
-            request, obj
-        )
+        """Workflow buttons and bulk actions: the permission the workflow itself checks
+        (``work_incident``), so no button is offered that the workflow would then refuse."""
+        return request.user.has_perm(workflow.ACTION_PERMISSIONS["acknowledge"])
 
     def save_model(self, request, obj, form, change):
         """Nothing here: the whole save is one workflow call in ``save_related``, once the

@@ -7,12 +7,17 @@ import importlib
 import pytest
 from django.apps import apps as django_apps
 from django.contrib.auth.models import Group, Permission
-from django.contrib.messages import get_messages
 
 from incidents import workflow
 from incidents.models import Incident, IncidentEvent
 from itsm.actors import Actor
-from tests.factories import MANAGER_GROUP, READ_ONLY_GROUP, SECURITY_GROUP, UserFactory
+from tests.factories import (
+    AGENT_GROUP,
+    MANAGER_GROUP,
+    READ_ONLY_GROUP,
+    SECURITY_GROUP,
+    UserFactory,
+)
 
 
 @pytest.fixture
@@ -148,19 +153,30 @@ def test_security_group_is_seeded_with_the_permission(db):
     assert security.permissions.filter(codename="work_incident").exists()
 
 
-def test_admin_shows_a_refusal_as_a_message(client, incident):
-    # May open the change form (change_incident) but was never given work_incident.
-    editor = UserFactory(username="editor")
+def test_change_permission_alone_offers_no_workflow_and_does_none(client, incident):
+    """May open the change form (change_incident) but was never given work_incident: the page
+    offers no workflow button (the workflow would refuse it) and a posted one is forbidden."""
+    editor = UserFactory(username="editor", is_staff=True)
     editor.user_permissions.add(
         *Permission.objects.filter(codename__in=["view_incident", "change_incident"])
     )
     client.force_login(editor)
+    page = client.get(f"/admin/incidents/incident/{incident.pk}/change/")
+    assert page.status_code == 200
+    assert page.context["workflow_buttons"] == [] and not page.context["can_post_update"]
     response = client.post(
-        f"/admin/incidents/incident/{incident.pk}/act/acknowledge/",
-        {"version": incident.version},
-        follow=True,
+        f"/admin/incidents/incident/{incident.pk}/act/acknowledge/", {"version": incident.version}
     )
-    assert response.status_code == 200
-    messages = [str(m) for m in get_messages(response.wsgi_request)]
-    assert any("not allowed to acknowledge" in m for m in messages)
+    assert response.status_code == 403
     assert unchanged(incident)
+
+
+def test_managers_may_retry_notifications_and_manage_subscriptions(db):
+    """Seeded by migration: without it only superusers could retry a failed message or see a
+    webhook's signing secret; agents and the read-only group still may not."""
+    manager = UserFactory(username="lead", groups=[MANAGER_GROUP])
+    agent = UserFactory(username="desk", groups=[AGENT_GROUP])
+    reader = UserFactory(username="ro", groups=[READ_ONLY_GROUP])
+    wanted = ["notifications.change_notification", "services.change_subscription"]
+    assert all(manager.has_perm(p) for p in wanted)
+    assert not any(agent.has_perm(p) or reader.has_perm(p) for p in wanted)
