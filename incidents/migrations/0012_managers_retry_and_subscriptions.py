@@ -48,7 +48,7 @@ def revoke(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("incidents", "0010_event_version"),
+        ("incidents", "0011_fewer_indexes_on_sweep_writes"),
         ("notifications", "0009_worker_deaths"),
         ("services", "0006_webhook_endpoint_secret"),
     ]
