@@ -25,6 +25,7 @@ BENCHMARKS = {
     "C4": "bench.c4_write_path",
     "C5": "bench.c5_fan_out",
     "C6": "bench.c6_admin",
+    "E1": "bench.e1_embedded",
 }
 
 
