@@ -159,7 +159,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
             "polling_interval": env.float("BROKER_POLLING_INTERVAL", default=0.01),
         }
     )
-    # Atomic message files (write, then rename): a reader never sees a partial one.
+    # A folder per queue, atomic message files (write, then rename), one listing per batch:
+    # chosen over kombu's SQLAlchemy transport and an embedded Valkey by bench E1 (README).
     CELERY_BROKER_TRANSPORT = "itsm.embedded_broker:Transport"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

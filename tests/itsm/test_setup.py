@@ -330,9 +330,27 @@ def run_all(checkout):
             time.sleep(0.3)
         yield process, base, log
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        _kill_everything(process)
+
+
+def _kill_everything(process):
+    """End ``run_all`` and all it started, whatever state a failed test left them in: each
+    child leads a process group of its own (gunicorn and its workers, a Celery worker and its
+    pool), so killing ``run_all`` alone would orphan them, still serving and consuming."""
+    groups = set()
+    for pid in _children(process.pid) | {process.pid}:
+        try:
+            groups.add(os.getpgid(pid))
+        except ProcessLookupError:
+            continue
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    for group in groups - {os.getpgrp()}:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            continue
 
 
 def _started(log, name):
@@ -394,3 +412,18 @@ def test_run_all_stops_the_others_when_the_web_dies(run_all):
     assert process.wait(timeout=60) != 0
     assert "web exited with code -9; stopping the others" in _read(log)
     assert not [pid for pid in children if _alive(pid)], _read(log)
+
+
+def test_a_failed_test_leaves_no_process_of_run_all_behind(run_all):
+    """What the fixture does when a test fails with run_all still up (SIGKILL, no Ctrl-C):
+    killing run_all alone left gunicorn and the workers serving and consuming."""
+    process, base, log = run_all
+    children = _children(process.pid)
+    assert len(children) >= 8, children
+
+    _kill_everything(process)
+
+    deadline = time.monotonic() + 10
+    while [pid for pid in children if _alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)  # SIGKILL is delivered at once, the exit a moment later
+    assert not [pid for pid in children if _alive(pid)]
