@@ -279,11 +279,23 @@ def _explain_line(candidate, kind):
 # --- recompute ----------------------------------------------------------------------------------
 
 
-def recompute(incident, *, reuse_policy=False):
+def _changed_pauses(pauses, change):
+    """``pauses`` [(from, to)] with ``change`` applied: ("start", at) a pause begins at ``at``,
+    ("end", at) the open one ends there (a transition's pause not written yet)."""
+    if change is None:
+        return pauses
+    what, at = change
+    if what == "start":
+        return sorted([*pauses, (at, None)], key=lambda p: p[0])
+    return [(start, at if end is None else end) for start, end in pauses]
+
+
+def recompute(incident, *, reuse_policy=False, pause_change=None):
     """Set the incident's policy, targets, deadlines, explanation and ``next_sla_check_at`` in
     memory (the caller saves). With ``reuse_policy`` the contributors stored in
     ``sla_explain`` stand (only the pauses moved: no catalog reads). A target already met keeps
-    its due instant; one met while on hold is due as if the hold ended when it was met."""
+    its due instant; one met while on hold is due as if the hold ended when it was met.
+    ``pause_change`` (``_changed_pauses``): a pause the caller writes after this read."""
     explain = dict(incident.sla_explain or {})
     stored = explain.get("candidates")
     reuse = reuse_policy and stored is not None
@@ -303,6 +315,7 @@ def recompute(incident, *, reuse_policy=False):
         # The stored candidates' calendar stamps come with the pauses (one query, not two).
         calendar_ids = {c["calendar"] for c in stored if c["calendar"]} if reuse else ()
         pauses, signalled, stamps = _clock_inputs(incident, calendar_ids)
+        pauses = _changed_pauses(pauses, pause_change)
         if reuse:
             calendars = calendars_by_id(calendar_ids, stamps)
             candidates = [(c, calendars[c["calendar"]]) for c in stored]

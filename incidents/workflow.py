@@ -361,18 +361,30 @@ def _event(incident, *, actor, kind, at, old=None, new=None, note=""):
 
 
 def _write(incident):
-    """Save the incident row (every field, as ``save()`` would) and insert its queued events,
-    in one statement on PostgreSQL. ``save()`` would compile its UPDATE anew each time."""
+    """Save the incident row (every field, as ``save()`` would) with its queued statements and
+    events, in one statement on PostgreSQL. ``save()`` would compile its UPDATE anew each time."""
+    statements = incident.__dict__.pop("_queued_statements", [])
     events = incident.__dict__.pop("_queued_events", [])
+    _stamp_version(incident, events)
+    if events:
+        statements.append(rows.insert_statement(events))
+    rows.execute_with_inserts(statements, rows.update_statement(incident))
+
+
+def _stamp_version(incident, events):
     for event in events:
         event.version = incident.version  # the version this change produced
-    inserts = [rows.insert_statement(events)] if events else []
-    rows.execute_with_inserts(inserts, rows.update_statement(incident))
+
+
+def _queue_statement(incident, sql, params):
+    """A write of another row that ``_write`` sends with the incident's (a pause)."""
+    incident.__dict__.setdefault("_queued_statements", []).append((sql, params))
 
 
 def _write_events(incident):
     """Insert the queued events now (before rows that must follow them on the timeline)."""
     events = incident.__dict__.pop("_queued_events", [])
+    _stamp_version(incident, events)
     if events:
         IncidentEvent.objects.bulk_create(events)
 
@@ -409,12 +421,17 @@ def _save(incident, *, sla=False, repolicy=False, services_changed=False, at=Non
     from ``at``; ``met_at``: a target was met now, so a breach that already happened is
     recorded (SLA.md rule 5)."""
     if sla or repolicy:
-        deadlines.recompute(incident, reuse_policy=not repolicy)
+        # A pause queued by this transition is not in the table yet: the clock counts it.
+        deadlines.recompute(
+            incident,
+            reuse_policy=not repolicy,
+            pause_change=incident.__dict__.pop("_pause_change", None),
+        )
+    incident.version += 1
     if met_at is not None and deadlines.breaches_at_meeting(incident):
         # The breach's event follows the transition's on the timeline, as it happened.
         _write_events(incident)
         sweep.record_breaches_at_meeting(incident, met_at)
-    incident.version += 1
     _write(incident)
     if services_changed:
         _tell_catalog(incident, at=at)
@@ -449,8 +466,26 @@ def _matrix_priority(impact, urgency, cell=_UNREAD):
         raise WorkflowError(_("Impact and urgency must each be 1, 2 or 3.")) from exc
 
 
+def _open_pause(incident, at, reason):
+    """Start a pause (hold): written with the incident row by ``_write``."""
+    pause = IncidentPause(incident=incident, started_at=at, reason=reason)
+    _queue_statement(incident, *rows.insert_statement([pause]))
+    incident._pause_change = ("start", at)
+
+
+@functools.cache
+def _close_pause_sql():
+    q = connection.ops.quote_name
+    return (
+        f"UPDATE {q(IncidentPause._meta.db_table)} SET {q('ended_at')} = %s "  # noqa: S608
+        f"WHERE {q('incident_id')} = %s AND {q('ended_at')} IS NULL"
+    )
+
+
 def _close_open_pause(incident, at):
-    IncidentPause.objects.filter(incident=incident, ended_at__isnull=True).update(ended_at=at)
+    """End the open pause (resume, resolve from hold): written with the incident row."""
+    _queue_statement(incident, _close_pause_sql(), [at, incident.pk])
+    incident._pause_change = ("end", at)
 
 
 def _normalise_services(services):
@@ -669,7 +704,7 @@ def hold(incident, *, actor, reason, expected_version=None, now=None):
         old = incident.state
         incident.state = IncidentState.ON_HOLD
         incident.hold_reason = reason
-        IncidentPause.objects.create(incident=incident, started_at=now, reason=reason)
+        _open_pause(incident, now, reason)
         _event(
             incident,
             actor=actor,
