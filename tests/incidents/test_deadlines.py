@@ -211,6 +211,11 @@ def test_acknowledging_after_an_unswept_breach_records_it_once(default_24x7):
     breach = SlaSignal.objects.get(incident=incident, target="response", threshold=1000)
     assert breach.due_at == utc(2, 9)
     assert incident.events.filter(kind=EventKind.SLA_BREACHED).count() == 1
+    # The acknowledgement is still a change the stale check knows (the version it produced),
+    # and the breach follows it on the timeline.
+    timeline = list(incident.events.order_by("at", "id"))
+    assert [e.kind for e in timeline[-2:]] == [EventKind.ACKNOWLEDGED, EventKind.SLA_BREACHED]
+    assert timeline[-2].version == incident.version
     # A sweep coming later records nothing more about the response.
     sweep_sla(now=utc(2, 9, 30))
     assert SlaSignal.objects.filter(incident=incident, target="response").count() == 1
