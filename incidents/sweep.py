@@ -326,31 +326,26 @@ def _save_columns(incidents):
         # One CASE per column and row: quadratic in one statement, hence the batches.
         Incident.objects.bulk_update(incidents, SWEPT_COLUMNS, batch_size=100)
         return
-    # PostgreSQL: UPDATE … FROM (VALUES …), linear in the batch (bulk_update's CASE took
-    # about a third of a 1,000-incident sweep).
-    values = ", ".join(
-        ["(%s::bigint, %s::timestamptz, %s::timestamptz, %s::timestamptz, %s)"] * len(incidents)
-    )
-    params = [
-        value
-        for i in incidents
-        for value in (
-            i.pk,
-            i.next_sla_check_at,
-            i.response_breached_at,
-            i.resolve_breached_at,
-            i.sla_error,
-        )
-    ]
+    # PostgreSQL: UPDATE … FROM one JSON array per column (itsm.arrays), linear in the batch
+    # (bulk_update's CASE took about a third of a 1,000-incident sweep), five parameters.
     table = Incident._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} AS i SET next_sla_check_at = v.next_check, "
-            "response_breached_at = v.response_breached, "
-            "resolve_breached_at = v.resolve_breached, sla_error = v.error "
-            f"FROM (VALUES {values}) AS v(id, next_check, response_breached, resolve_breached, "
-            "error) WHERE i.id = v.id",
-            params,
+            f"UPDATE {table} AS i SET next_sla_check_at = v.next_check::timestamptz, "
+            "response_breached_at = v.response_breached::timestamptz, "
+            "resolve_breached_at = v.resolve_breached::timestamptz, sla_error = v.error "
+            "FROM ROWS FROM (json_array_elements_text(%s::json), "
+            "json_array_elements_text(%s::json), json_array_elements_text(%s::json), "
+            "json_array_elements_text(%s::json), json_array_elements_text(%s::json)) "
+            "AS v(id, next_check, response_breached, resolve_breached, error) "
+            "WHERE i.id = v.id::bigint",
+            [
+                arrays.json_array(i.pk for i in incidents),
+                arrays.json_array(i.next_sla_check_at for i in incidents),
+                arrays.json_array(i.response_breached_at for i in incidents),
+                arrays.json_array(i.resolve_breached_at for i in incidents),
+                arrays.json_array(i.sla_error for i in incidents),
+            ],
         )
 
 

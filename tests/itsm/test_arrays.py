@@ -4,7 +4,7 @@ PostgreSQL: the rows must be the ones ``Model.objects.create`` would have writte
 import datetime as dt
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.forms.models import model_to_dict
 
 from incidents.models import EventKind, IncidentEvent, SlaSignal
@@ -29,7 +29,7 @@ def _without(row, *names):
 
 
 def test_the_rows_have_every_default_the_orm_gives(on_postgres, incident):
-    value = {"target": "response", "threshold": 750, "due_at": T0.isoformat(), "note": 'ă & "'}
+    value = {"target": "response", "due_at": T0.isoformat(), "note": 'ă & " \\ {} ,', "n": None}
     reference = IncidentEvent.objects.create(
         incident=incident, at=T0, kind=EventKind.SLA_WARNING, new_value=value
     )
@@ -42,6 +42,18 @@ def test_the_rows_have_every_default_the_orm_gives(on_postgres, incident):
     first, second = (model_to_dict(e) for e in ours.order_by("id"))
     assert second["id"] > first["id"] == reference.pk
     assert _without(second, "id") == _without(first, "id")
+    # None in a JSON column is SQL NULL, as the ORM stores it.
+    IncidentEvent.objects.create(incident=incident, at=T0, kind=EventKind.HELD, new_value=None)
+    arrays.insert(
+        IncidentEvent,
+        {"incident": [incident.pk], "kind": [EventKind.HELD], "new_value": [None]},
+        values={"at": T0},
+    )
+    assert list(
+        IncidentEvent.objects.filter(
+            incident=incident, kind=EventKind.HELD, new_value__isnull=True
+        ).values_list("new_value", flat=True)
+    ) == [None, None]
 
 
 def test_rows_keep_their_order_and_returning_gives_their_ids(on_postgres, incident):
@@ -82,4 +94,10 @@ def test_bad_columns_are_refused_before_anything_is_written(on_postgres, inciden
         arrays.insert(SlaSignal, {"incident": [incident.pk], "threshold": [750, 900]})
     with pytest.raises(ValueError, match="no field"):
         arrays.insert(SlaSignal, {"incident": [incident.pk], "colour": ["red"]})
+    # Too long for the column: refused as the ORM's INSERT would be, not cut short.
+    with pytest.raises(DataError), transaction.atomic():
+        arrays.insert(
+            SlaSignal,
+            {"incident": [incident.pk], "target": ["r" * 17], "threshold": [750], "due_at": [T0]},
+        )
     assert not SlaSignal.objects.filter(incident=incident).exists()
