@@ -7,8 +7,9 @@ conversions the ORM uses (``pre_save`` for ``auto_now`` and defaults, ``get_db_p
 the row written is the row ``save()`` would write. Models with ``pre_save``/``post_save``
 receivers must not be written this way (the incident and its timeline have none).
 
-``with_inserts`` puts the INSERTs of other rows in front of an UPDATE: on PostgreSQL one
-statement (data-modifying CTEs), elsewhere one statement each.
+``execute_with_inserts`` sends the writes of other rows (INSERTs, or an UPDATE of another
+table) with the UPDATE of the main row: on PostgreSQL one statement (data-modifying CTEs),
+elsewhere one statement each.
 """
 
 import functools
@@ -55,10 +56,11 @@ def insert_statement(instances):
 
 
 def execute_with_inserts(inserts, update):
-    """Run the INSERT statements ``inserts`` [(sql, params)] and then the UPDATE ``update``
-    (sql, params), inside the caller's transaction: one round trip on PostgreSQL (the INSERTs
-    as data-modifying CTEs of the UPDATE; they touch other rows, so their order does not
-    matter), one per statement elsewhere. Returns the UPDATE's row count."""
+    """Run the statements ``inserts`` [(sql, params)] (INSERTs, or UPDATEs of other rows) and
+    then the UPDATE ``update`` (sql, params), inside the caller's transaction: one round trip
+    on PostgreSQL (as data-modifying CTEs of the UPDATE: they all see the same snapshot and
+    touch other rows than each other, so their order does not matter), one per statement
+    elsewhere. Returns the UPDATE's row count."""
     with connection.cursor() as cursor:
         if inserts and connection.vendor == "postgresql":
             ctes = ", ".join(f"i{n} AS ({sql})" for n, (sql, _params) in enumerate(inserts))
