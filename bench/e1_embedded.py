@@ -94,6 +94,7 @@ def _run_all(log_dir, env):
         and "beat: Starting" in process.output()
     ):
         if process.popen.poll() is not None or time.monotonic() > deadline:
+            process.stop(timeout=30)  # or what it started would go on running
             raise RuntimeError(f"run_all did not come up:\n{process.tail()}")
         time.sleep(0.2)
     return process
