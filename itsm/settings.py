@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "problems",
     "notifications",
     "statuspage",
+    # Last: its admin module hardens every admin registered before it (itsm/admin.py).
+    "itsm",
 ]
 
 MIDDLEWARE = [
