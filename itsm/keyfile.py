@@ -16,13 +16,26 @@ PRIVATE_FILE_MODE = 0o600
 _KEY_CHARS = string.ascii_lowercase + string.digits + "!@#$%^&*(-_=+)"
 
 
+# What itsm keeps in its var directory. An existing directory holding only these (or nothing)
+# is ours to tighten; one holding anything else is someone else's (``ITSM_VAR_DIR=/var`` once
+# made /var 0700 and locked PostgreSQL out of its data directory), so it is left as it is.
+OWN_ENTRIES = ("secret_key", ".secret_key", "itsm.sqlite3", "celery", "celerybeat-schedule",
+               "static")  # fmt: skip
+
+
 def private_directory(path):
-    """Create ``path`` (and parents) if needed and take group and other permissions off it: an
-    install made by an earlier version (0755) is tightened too."""
+    """Create ``path`` (and parents) if needed, mode 0700. An existing directory that holds
+    only what itsm writes (an install made by an earlier version, 0755) is tightened too; a
+    shared one is never touched."""
     path = Path(path)
     path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-    _take_away_group_and_other(path)
+    if is_own_directory(path):
+        _take_away_group_and_other(path)
     return path
+
+
+def is_own_directory(path):
+    return all(entry.name.startswith(OWN_ENTRIES) for entry in Path(path).iterdir())
 
 
 def private_file(path):
@@ -69,6 +82,6 @@ def read_or_create_secret_key(path):
 def _take_away_group_and_other(path):
     current = path.stat().st_mode & 0o777
     if current & 0o077:
-        # Not ours (a shared directory given as ITSM_VAR_DIR): leave it as it is.
+        # A file or directory of another account: leave it as it is.
         with contextlib.suppress(PermissionError):
             os.chmod(path, current & ~0o077)

@@ -105,3 +105,23 @@ def test_an_existing_world_readable_install_is_tightened(tmp_path):
     assert result.stdout.strip() == "an-old-key-written-by-an-earlier-version-0123456789abcdef"
     assert mode(var_dir) == 0o700
     assert mode(key) == 0o600
+
+
+def test_a_shared_directory_given_as_var_dir_is_not_tightened(tmp_path):
+    """``ITSM_VAR_DIR=/var`` made /var 0700 and locked PostgreSQL out of its data directory: a
+    directory holding anything but itsm's own files keeps its mode (the files itsm creates in
+    it are still private)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o755)
+    (shared / "lib").mkdir()
+    result = subprocess.run(
+        [sys.executable, "-c", RACER, "0"],
+        cwd=ROOT,
+        env=embedded_env(shared),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert mode(shared) == 0o755
+    assert mode(shared / "secret_key") == 0o600
