@@ -26,6 +26,9 @@ class ProblemAdmin(SafeLookupMixin, admin.ModelAdmin):
     )
     raw_id_fields = ["owner"]
     show_full_result_count = False
+    # The model's ordering is dropped by the aggregate below (GROUP BY): say it here, or the
+    # autocomplete pages an unordered list.
+    ordering = ["-created_at", "-id"]
 
     def get_queryset(self, request):
         # One aggregate in the page query, not a count per row; only the incidents the person
