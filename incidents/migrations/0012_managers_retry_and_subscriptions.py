@@ -18,32 +18,31 @@ PERMISSIONS = [
 ]
 
 
+def _manager_and_permissions(apps):
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    found = [
+        p
+        for app_label, codename in PERMISSIONS
+        for p in Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+    ]
+    return Group.objects.filter(name=MANAGER).first(), found
+
+
 def grant(apps, schema_editor):
     for app_config in apps.get_app_configs():
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    manager = Group.objects.filter(name=MANAGER).first()
-    if manager is None:
-        return
-    for app_label, codename in PERMISSIONS:
-        manager.permissions.add(
-            *Permission.objects.filter(content_type__app_label=app_label, codename=codename)
-        )
+    manager, permissions = _manager_and_permissions(apps)
+    if manager is not None:
+        manager.permissions.add(*permissions)
 
 
 def revoke(apps, schema_editor):
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    manager = Group.objects.filter(name=MANAGER).first()
-    if manager is None:
-        return
-    for app_label, codename in PERMISSIONS:
-        manager.permissions.remove(
-            *Permission.objects.filter(content_type__app_label=app_label, codename=codename)
-        )
+    manager, permissions = _manager_and_permissions(apps)
+    if manager is not None:
+        manager.permissions.remove(*permissions)
 
 
 class Migration(migrations.Migration):
