@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.contrib.admin.utils import construct_change_message
+from django.contrib.admin.utils import construct_change_message, unquote
 from django.core.paginator import Paginator
 from django.db import connections
 from django.forms.models import BaseInlineFormSet
@@ -656,8 +656,6 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
         """The refused POST made to read as a form of the incident as it is now: what the
         agent changed stays as typed, what they left alone shows the current value, and the
         form's version is the current one, so saving again applies exactly their changes."""
-        from django.contrib.admin.utils import unquote
-
         current = self.get_object(request, unquote(object_id))
         form_class = super().get_form(request, current, change=True)
         typed = form_class(request.POST, request.FILES, instance=current)

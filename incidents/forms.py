@@ -84,7 +84,6 @@ class IncidentForm(forms.ModelForm):
             return
         self.add_error(None, str(refusal))
         for name in sorted(getattr(refusal, "fields", ()) or ()):
-            name = "impact" if name == "urgency" and "impact" in refusal.fields else name
             if name in self.fields and name in self.changed_data and name not in self.errors:
                 self.add_error(
                     name,

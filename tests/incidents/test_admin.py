@@ -428,6 +428,21 @@ def test_a_refused_change_form_keeps_what_was_typed(admin_client, new_incident, 
     assert new_incident.description == "Their description"
 
 
+def test_a_refused_priority_edit_marks_the_field_the_agent_changed(
+    admin_client, new_incident, teammate
+):
+    """A colleague re-rated impact and urgency; the agent changed only the urgency: the error
+    stands beside the urgency they typed."""
+    data = change_form_data(admin_client.get(change_url(new_incident)))
+    workflow.change_priority(new_incident, actor=teammate, impact=2, urgency=2)
+    data["urgency"] = "3"
+    response = post_form(admin_client, change_url(new_incident), data)
+    form = response.context["adminform"].form
+    assert "urgency" in form.errors and "Changed meanwhile" in form.errors["urgency"][0]
+    new_incident.refresh_from_db()
+    assert (new_incident.impact, new_incident.urgency) == (2, 2)
+
+
 def test_a_change_form_saved_after_a_colleagues_unrelated_change_keeps_both(
     admin_client, new_incident, teammate
 ):
