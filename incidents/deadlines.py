@@ -24,14 +24,13 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
 
 from incidents import sla
 from incidents.calendars import calendar_value
-from incidents.models import IncidentPause, SlaSignal, SlaTargetKind
-from services.models import BusinessCalendar, SlaTarget
-from services.selectors import sla_policies_for
+from incidents.models import Incident, IncidentPause, IncidentService, SlaSignal, SlaTargetKind
+from itsm import rows
+from services.models import BusinessCalendar, Contract, Service, SlaPolicy, SlaTarget
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +129,9 @@ _CALENDAR_ROW = "calendar"  # not a target: marks the calendar stamps in ``_cloc
 
 @functools.cache
 def _clock_inputs_sql(calendars):
-    """The text of ``_clock_inputs``'s query for ``calendars`` calendar ids. Built once per
-    count: compiling the ORM's three-part UNION took longer than running it."""
+    """The text of ``_clock_inputs``'s query for ``calendars`` calendar ids (``ALL_CALENDARS``:
+    every calendar's stamp; there are a handful). Built once per count: compiling the ORM's
+    three-part UNION took longer than running it."""
 
     def q(name):
         return connection.ops.quote_name(name)
@@ -146,10 +146,17 @@ def _clock_inputs_sql(calendars):
     if calendars:
         parts.append(
             f"SELECT {q('updated_at')}, NULL, '{_CALENDAR_ROW}', {q('id')} "
-            f"FROM {q(BusinessCalendar._meta.db_table)} "
-            f"WHERE {q('id')} IN ({', '.join(['%s'] * calendars)})"
+            f"FROM {q(BusinessCalendar._meta.db_table)}"
+            + (
+                ""
+                if calendars == ALL_CALENDARS
+                else f" WHERE {q('id')} IN ({', '.join(['%s'] * calendars)})"
+            )
         )
     return " UNION ALL ".join(parts)
+
+
+ALL_CALENDARS = -1
 
 
 def _datetime(value):
@@ -161,15 +168,22 @@ def _datetime(value):
 
 def _clock_inputs(incident, calendar_ids):
     """``clock_inputs`` and, in the same query, the ``updated_at`` stamps of ``calendar_ids``
-    ({id: stamp}, for ``calendars_by_id``)."""
+    ({id: stamp}, for ``calendars_by_id``). What ``prefetch`` sent with the row lock is used
+    instead of a query of its own."""
+    prefetched = incident.__dict__.pop("_prefetched_clock", None)
+    if prefetched is not None:
+        return prefetched
     calendar_ids = sorted(calendar_ids)
     with connection.cursor() as cursor:
         cursor.execute(
             _clock_inputs_sql(len(calendar_ids)), [incident.pk, incident.pk, *calendar_ids]
         )
-        rows = cursor.fetchall()
+        return _parse_clock_inputs(cursor.fetchall())
+
+
+def _parse_clock_inputs(found_rows):
     found, signalled, stamps = [], set(), {}
-    for started_at, ended_at, target, number in rows:
+    for started_at, ended_at, target, number in found_rows:
         if target == _CALENDAR_ROW:
             stamps[number] = _datetime(started_at)
         elif target:
@@ -179,57 +193,162 @@ def _clock_inputs(incident, calendar_ids):
     return sorted(found, key=lambda p: p[0]), signalled, stamps
 
 
+# --- reads sent with the row lock ---------------------------------------------------------------
+#
+# A transition locks the incident row and then reads what its deadlines need: the pauses and
+# signals, and for a change of what picks the policy the contributors too. Sent behind the lock
+# statement in the same round trip (``itsm.rows.read_together``), each read still runs after the
+# lock is granted; ``recompute`` then uses them instead of reading again.
+
+CLOCK, POLICY = "clock", "policy"
+
+
+def prefetch_statements(incident_pk, what):
+    """The statements to send with the lock of incident ``incident_pk``: ``CLOCK`` the clock
+    inputs (with every calendar's stamp), ``POLICY`` those and the contributors' rows."""
+    found = [(_clock_inputs_sql(ALL_CALENDARS), [incident_pk, incident_pk])]
+    if what == POLICY:
+        found += _contributor_statements(incident_pk)
+    return found
+
+
+def keep_prefetched(incident, what, results):
+    """Attach the rows of ``prefetch_statements`` to the locked ``incident`` for ``recompute``."""
+    incident.__dict__["_prefetched_clock"] = _parse_clock_inputs(results[0])
+    if what == POLICY:
+        incident.__dict__["_prefetched_contributors"] = results[1:]
+
+
+def drop_prefetched(incident):
+    """Forget what was read with the lock (after the save: the next change reads anew)."""
+    incident.__dict__.pop("_prefetched_clock", None)
+    incident.__dict__.pop("_prefetched_contributors", None)
+
+
 # --- contributors -------------------------------------------------------------------------------
+
+
+@functools.cache
+def _contributor_sql():
+    """Per affected service (in the catalog's order), the policy that governs it for the
+    incident's reporting organisation (its contract, else the service default) with that
+    policy's calendar; then the global default policy, with no service. And the targets of
+    those policies, every priority (the caller picks the incident's: it may have been read in
+    the same round trip as the priority). Text built once."""
+
+    def q(name):
+        return connection.ops.quote_name(name)
+
+    service, affected, contract, policy, calendar, target, incident = (
+        q(m._meta.db_table)
+        for m in (
+            Service,
+            IncidentService,
+            Contract,
+            SlaPolicy,
+            BusinessCalendar,
+            SlaTarget,
+            Incident,
+        )
+    )
+    governing = (
+        f"FROM {affected} a JOIN {service} s ON s.id = a.service_id "
+        f"LEFT JOIN {contract} k ON k.service_id = s.id AND k.organization_id = "
+        f"(SELECT i.organization_id FROM {incident} i WHERE i.id = %s) "
+        f"WHERE a.incident_id = %s"
+    )
+    policies = (
+        f"SELECT s.id, s.name, p.id, p.name, p.calendar_id, c.name, c.updated_at, 0, "
+        f"s.display_order, s.name "
+        f"FROM {affected} a JOIN {service} s ON s.id = a.service_id "
+        f"LEFT JOIN {contract} k ON k.service_id = s.id AND k.organization_id = "
+        f"(SELECT i.organization_id FROM {incident} i WHERE i.id = %s) "
+        f"LEFT JOIN {policy} p ON p.id = COALESCE(k.sla_policy_id, s.default_sla_policy_id) "
+        f"LEFT JOIN {calendar} c ON c.id = p.calendar_id "
+        f"WHERE a.incident_id = %s "
+        f"UNION ALL "
+        f"SELECT NULL, NULL, p.id, p.name, p.calendar_id, c.name, c.updated_at, 1, 0, '' "
+        f"FROM {policy} p JOIN {calendar} c ON c.id = p.calendar_id WHERE p.is_default "
+        f"ORDER BY 8, 9, 10, 1"
+    )
+    targets = (
+        f"SELECT t.policy_id, t.priority, t.response_target, t.resolution_target FROM {target} t "
+        f"WHERE t.policy_id IN (SELECT COALESCE(k.sla_policy_id, s.default_sla_policy_id) "
+        f"{governing}) "
+        f"OR t.policy_id IN (SELECT p.id FROM {policy} p WHERE p.is_default)"
+    )
+    return policies, targets
+
+
+def _contributor_statements(incident_pk):
+    policies, targets = _contributor_sql()
+    return [(policies, [incident_pk, incident_pk]), (targets, [incident_pk, incident_pk])]
+
+
+def _seconds(duration):
+    """A duration column read by a plain cursor: PostgreSQL's interval, SQLite's microseconds."""
+    if isinstance(duration, timedelta):
+        return duration.total_seconds()
+    return int(duration) / 1_000_000
 
 
 def contributors(incident):
     """The policies that contribute to the incident's deadlines (SLA.md rule 1), as plain
     dicts: policy, service and calendar (ids and names) and the response and resolution
-    targets in seconds (None when nothing promises one). Two queries (three with a reporting
-    organisation), whatever the number of services; the calendars come from memory."""
-    # Only what the promise needs of each service: a service row is wide, and 20 of them
-    # built in full were most of a change of priority's time (C4).
-    services = list(
-        incident.services.select_related("default_sla_policy__calendar").only(
-            "pk", "name", "default_sla_policy"
-        )
+    targets in seconds (None when nothing promises one), each with its calendar. One round
+    trip whatever the number of services (none when read with the lock, ``prefetch``); the
+    calendars come from memory."""
+    prefetched = incident.__dict__.pop("_prefetched_contributors", None)
+    policy_rows, target_rows = prefetched or rows.read_together(
+        _contributor_statements(incident.pk)
     )
-    policies = sla_policies_for(services, incident.organization)
-    # The global default's target comes with the others (one query, not two): the default
-    # policy only ever contributes through its target for this priority.
-    targets, default = {}, None
-    for t in SlaTarget.objects.filter(
-        Q(policy_id__in={p.pk for p in policies.values()}) | Q(policy__is_default=True),
-        priority=incident.priority,
-    ).select_related("policy__calendar"):
-        targets[t.policy_id] = t
-        if t.policy.is_default:
-            default = t.policy
-    pairs = [(s, policies.get(s.pk) or default) for s in services] or [(None, default)]
+    targets = {
+        policy: (_seconds(response), _seconds(resolution))
+        for policy, priority, response, resolution in target_rows
+        if priority == incident.priority
+    }
+    services, default = [], None
+    for row in policy_rows:
+        service_id, service_name, policy_id = row[:3]
+        policy = (*row[2:6], _datetime(row[6]))  # id, name, calendar id, calendar name, stamp
+        if service_id is None:
+            # The global default only ever contributes through its target for this priority.
+            default = policy if policy_id in targets else None
+        else:
+            services.append((service_id, service_name, policy if policy_id else None))
+    pairs = [(pk, name, policy or default) for pk, name, policy in services] or [
+        (None, None, default)
+    ]
+    # The global default's calendar too: a policy without this priority falls back to it.
+    governing = [p for _pk, _name, p in pairs if p] + ([default] if default else [])
+    calendars = calendars_by_id({p[2] for p in governing}, {p[2]: p[4] for p in governing})
     found = {}
-    for service, policy in pairs:
+    for service_id, service_name, policy in pairs:
         if policy is None:
             continue
-        target = targets.get(policy.pk)
-        if target is None:
+        if policy[0] not in targets:
             # No target for this priority: the global default's promise stands in for it.
-            policy, target = default, targets.get(getattr(default, "pk", None))
-            if target is None:
+            if default is None:
                 continue
-        calendar = _cached_calendar(policy.calendar)
-        key = (policy.pk, target.response_target, target.resolution_target)
+            policy = default
+        response, resolution = targets[policy[0]]
+        key = (policy[0], response, resolution)
         if key in found:
             continue  # the same promise through another service says nothing new
+        policy_id, policy_name, calendar_id, calendar_name, _stamp = policy
+        calendar = calendars[calendar_id]
+        if isinstance(calendar, Exception):
+            raise calendar
         found[key] = (
             {
-                "policy": policy.pk,
-                "policy_name": policy.name,
-                "service": service.pk if service else None,
-                "service_name": service.name if service else None,
-                "calendar": policy.calendar_id,
-                "calendar_name": policy.calendar.name,
-                "response": target.response_target.total_seconds(),
-                "resolution": target.resolution_target.total_seconds(),
+                "policy": policy_id,
+                "policy_name": policy_name,
+                "service": service_id,
+                "service_name": service_name,
+                "calendar": calendar_id,
+                "calendar_name": calendar_name,
+                "response": response,
+                "resolution": resolution,
             },
             calendar,
         )

@@ -148,7 +148,12 @@ def _checked(action):
         def wrapper(*args, actor, **kwargs):
             incident = args[0] if args else None
             actor = check_may(actor, action, incident)
-            return function(*args, actor=actor, **kwargs)
+            result = function(*args, actor=actor, **kwargs)
+            if isinstance(result, Incident):
+                # A change that changed nothing returns before its save: what it read with
+                # the lock must not stand in for a later read of the caller's copy.
+                deadlines.drop_prefetched(result)
+            return result
 
         return wrapper
 
@@ -169,14 +174,16 @@ def _now(now):
     return now or timezone.now()
 
 
-def _lock(incident, expected_version, action, *, matrix_cell=None, touches=None):
+def _lock(incident, expected_version, action, *, matrix_cell=None, touches=None, prefetch=None):
     """Re-read and lock the row (the caller is inside ``transaction.atomic``); refuse a stale
     version and an illegal move. ``matrix_cell`` (impact, urgency): read that cell of the
     priority matrix in the same query (``matrix_priority``, None when the cell is missing).
+    ``prefetch`` (``deadlines.CLOCK`` or ``POLICY``): what the deadlines will need, read in
+    the same round trip, after the lock is granted.
     ``touches``: what the caller changes (default: ``ACTION_TOUCHES[action]``); a version
     that moved only through changes touching none of it is not stale (a resolve after a
     colleague's work note goes through, on the current row)."""
-    locked = _locked_row(incident.pk, matrix_cell)
+    locked = _locked_row(incident.pk, matrix_cell, prefetch)
     if expected_version is not None and locked.version != expected_version:
         touches = ACTION_TOUCHES[action] if touches is None else frozenset(touches)
         since = _changes_since(locked, expected_version)
@@ -308,16 +315,21 @@ def _matrix_cell_sql():
     )
 
 
-def _locked_row(pk, matrix_cell=None):
+def _locked_row(pk, matrix_cell=None, prefetch=None):
     """The incident row, locked, read by a statement built once (``itsm.rows``: the ORM's
     ``select_for_update().get()`` took longer to compile than to run), with the priority of
-    ``matrix_cell`` as ``matrix_priority`` when asked for."""
-    if matrix_cell is None:
-        return rows.lock_row(Incident, pk)[0]
-    locked, (priority,) = rows.lock_row(
-        Incident, pk, extra=[_matrix_cell_sql()], extra_params=matrix_cell
-    )
-    locked.matrix_priority = priority
+    ``matrix_cell`` as ``matrix_priority`` when asked for, and the reads of ``prefetch`` sent
+    behind it."""
+    extra, extra_params = ([_matrix_cell_sql()], matrix_cell) if matrix_cell else ((), ())
+    statements = [rows.lock_statement(Incident, pk, extra=extra, extra_params=extra_params)]
+    if prefetch:
+        statements += deadlines.prefetch_statements(pk, prefetch)
+    found = rows.read_together(statements)
+    locked, values = rows.locked_instance(Incident, found[0][0] if found[0] else None)
+    if matrix_cell:
+        (locked.matrix_priority,) = values
+    if prefetch:
+        deadlines.keep_prefetched(locked, prefetch, found[1:])
     return locked
 
 
@@ -427,6 +439,7 @@ def _save(incident, *, sla=False, repolicy=False, services_changed=False, at=Non
             reuse_policy=not repolicy,
             pause_change=incident.__dict__.pop("_pause_change", None),
         )
+    deadlines.drop_prefetched(incident)
     incident.version += 1
     if met_at is not None and deadlines.breaches_at_meeting(incident):
         # The breach's event follows the transition's on the timeline, as it happened.
@@ -589,7 +602,7 @@ def create_incident(
 def acknowledge(incident, *, actor, expected_version=None, now=None):
     """Take the incident: meets the response target."""
     with transaction.atomic():
-        incident = _lock(incident, expected_version, "acknowledge")
+        incident = _lock(incident, expected_version, "acknowledge", prefetch=deadlines.CLOCK)
         now = _now(now)
         incident.state = IncidentState.ACKNOWLEDGED
         incident.acknowledged_at = now
@@ -664,7 +677,11 @@ def change_priority(incident, *, actor, impact, urgency, expected_version=None, 
     """Re-rate impact and urgency; the priority follows the matrix and the deadlines move."""
     with transaction.atomic():
         incident = _lock(
-            incident, expected_version, "change_priority", matrix_cell=(impact, urgency)
+            incident,
+            expected_version,
+            "change_priority",
+            matrix_cell=(impact, urgency),
+            prefetch=deadlines.POLICY,
         )
         now = _now(now)
         if not _do_change_priority(incident, actor=actor, impact=impact, urgency=urgency, at=now):
@@ -699,7 +716,7 @@ def hold(incident, *, actor, reason, expected_version=None, now=None):
             field="reason",
         )
     with transaction.atomic():
-        incident = _lock(incident, expected_version, "hold")
+        incident = _lock(incident, expected_version, "hold", prefetch=deadlines.CLOCK)
         now = _now(now)
         old = incident.state
         incident.state = IncidentState.ON_HOLD
@@ -721,7 +738,7 @@ def hold(incident, *, actor, reason, expected_version=None, now=None):
 def resume(incident, *, actor, expected_version=None, now=None):
     """Restart the clock; back to acknowledged (or new, if nobody acknowledged it yet)."""
     with transaction.atomic():
-        incident = _lock(incident, expected_version, "resume")
+        incident = _lock(incident, expected_version, "resume", prefetch=deadlines.CLOCK)
         now = _now(now)
         _close_open_pause(incident, now)
         incident.state = (

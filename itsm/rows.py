@@ -97,22 +97,57 @@ def _select_head(model):
     )
 
 
-def lock_row(model, pk, *, extra=(), extra_params=()):
-    """Read and lock (``FOR UPDATE`` where the backend has it) the ``model`` row ``pk``, as
-    ``select_for_update().get(pk=pk)`` would, and the scalar SQL expressions ``extra`` (their
-    ``%s`` filled from ``extra_params``) in the same statement. Returns (instance, [extra
-    values]); raises ``model.DoesNotExist``."""
-    select, where, (converters, names) = _select_head(model)
+def lock_statement(model, pk, *, extra=(), extra_params=()):
+    """(sql, params) that reads and locks (``FOR UPDATE`` where the backend has it) the
+    ``model`` row ``pk`` as ``select_for_update().get(pk=pk)`` would, with the scalar SQL
+    expressions ``extra`` (their ``%s`` filled from ``extra_params``) in the same statement."""
+    select, where, _conversion = _select_head(model)
     sql = select + "".join(f", {e}" for e in extra) + where
     if connection.features.has_select_for_update:
         sql += " FOR UPDATE"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*extra_params, pk])
-        row = cursor.fetchone()
+    return sql, [*extra_params, pk]
+
+
+def locked_instance(model, row):
+    """(instance, [extra values]) from a row of ``lock_statement``; raises
+    ``model.DoesNotExist`` for no row (None)."""
     if row is None:
         raise model.DoesNotExist(f"{model._meta.object_name} matching query does not exist.")
+    _select, _where, (converters, names) = _select_head(model)
     values = list(row[: len(names)])
     for n, convs, col in converters:
         for convert in convs:
             values[n] = convert(values[n], col, connection)
     return model.from_db(connection.alias, names, values), list(row[len(names) :])
+
+
+def lock_row(model, pk, *, extra=(), extra_params=()):
+    """Read and lock the ``model`` row ``pk`` (``lock_statement``). Returns (instance, [extra
+    values]); raises ``model.DoesNotExist``."""
+    (found,) = read_together([lock_statement(model, pk, extra=extra, extra_params=extra_params)])
+    return locked_instance(model, found[0] if found else None)
+
+
+def read_together(statements):
+    """The rows of each statement of ``statements`` [(sql, params)], run in order inside the
+    caller's transaction: on PostgreSQL in one round trip (several statements in one query,
+    which Django's client-side binding cursor allows), elsewhere one each.
+
+    Each statement still takes its own snapshot when it starts (READ COMMITTED), after the one
+    before it has finished: a read sent behind a ``FOR UPDATE`` sees everything the writer the
+    lock waited for committed, as it would in a round trip of its own."""
+    with connection.cursor() as cursor:
+        if len(statements) > 1 and connection.vendor == "postgresql":
+            cursor.execute(
+                "; ".join(sql for sql, _params in statements),
+                [p for _sql, params in statements for p in params],
+            )
+            found = [cursor.fetchall()]
+            while cursor.nextset():
+                found.append(cursor.fetchall())
+            return found
+        found = []
+        for sql, params in statements:
+            cursor.execute(sql, params)
+            found.append(cursor.fetchall())
+        return found
