@@ -3,13 +3,21 @@ messages, the staff messages about it, the preview of an update's email, and the
 was sent. Notifications are generic (they know no incident): this module builds what they need
 and names the events' subject as ("incident", id)."""
 
+import functools
+from typing import NamedTuple
+
 from django.conf import settings
+from django.db import connection
 
 from incidents import visibility
+from incidents.models import IncidentService
+from itsm import rows
 from notifications import outbox, queries
 from notifications.models import INCIDENT_KINDS, EventKind
 from notifications.rendering import render_email
+from services import graph
 from services.announcements import public_service_names
+from services.models import Service
 
 SUBJECT_KIND = "incident"
 
@@ -18,8 +26,38 @@ def incident_url(incident):
     return f"{settings.SITE_URL}/incidents/{incident.pk}/"
 
 
+class _Service(NamedTuple):
+    """What a customer message needs of an affected service (a ``Service`` would do too)."""
+
+    pk: int
+    name: str
+    is_public: bool
+
+
+@functools.cache
+def _services_sql():
+    q = connection.ops.quote_name
+    service, affected = q(Service._meta.db_table), q(IncidentService._meta.db_table)
+    joined = f"FROM {affected} a JOIN {service} s ON s.id = a.service_id WHERE a.incident_id = %s"
+    return (
+        f"SELECT s.id, s.name, s.is_public {joined} ORDER BY s.display_order, s.name",  # noqa: S608
+        f"SELECT s.id {joined} AND s.is_public",  # noqa: S608 (names from the models)
+    )
+
+
 def _services_of(incident):
-    return list(incident.services.order_by("display_order", "name"))
+    return [_Service(*row) for row in _read_services(incident)[0]]
+
+
+def _read_services(incident):
+    """The incident's services in display order [(id, name, public)] and the ids of the services
+    whose subscribers hear of it (``outbox.notified_service_ids``): one round trip."""
+    services_sql, public_sql = _services_sql()
+    found, hurt = rows.read_together(
+        [(services_sql, [incident.pk]), graph.hurt_ids_statement(public_sql, [incident.pk])]
+    )
+    private = {pk for pk, _name, public in found if not public}
+    return found, {pk for (pk,) in hurt} | private
 
 
 def incident_payload(incident, *, kind, body="", public_status="", services=None):
@@ -64,7 +102,8 @@ def enqueue_incident_event(*, incident, kind, update=None):
     (same incident, kind and update) was queued already."""
     if kind not in INCIDENT_KINDS:
         raise ValueError(f"not an incident event kind: {kind}")
-    services = _services_of(incident)  # one read for the payload and the audience
+    found, notified = _read_services(incident)  # one read for the payload and the audience
+    services = [_Service(*row) for row in found]
     payload = incident_payload(
         incident,
         kind=kind,
@@ -80,6 +119,7 @@ def enqueue_incident_event(*, incident, kind, update=None):
         organization_id=incident.organization_id,
         subject_kind=SUBJECT_KIND,
         subject_id=incident.pk,
+        notified_ids=notified,
     )
 
 

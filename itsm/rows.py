@@ -55,22 +55,36 @@ def insert_statement(instances):
     return head + ", ".join([row] * len(instances)), params
 
 
-def execute_with_inserts(inserts, update):
+def execute_with_inserts(inserts, update, *, new_row=None):
     """Run the statements ``inserts`` [(sql, params)] (INSERTs, or UPDATEs of other rows) and
     then the UPDATE ``update`` (sql, params), inside the caller's transaction: one round trip
     on PostgreSQL (as data-modifying CTEs of the UPDATE: they all see the same snapshot and
     touch other rows than each other, so their order does not matter), one per statement
-    elsewhere. Returns the UPDATE's row count."""
+    elsewhere. ``new_row``: an instance not saved yet, inserted first, whose new id is set on
+    it (read back through the UPDATE's RETURNING). Returns the UPDATE's row count."""
+    if new_row is not None:
+        sql, params = insert_statement([new_row])
+        inserts = [(f"{sql} RETURNING {_quote(new_row._meta.pk.column)}", params), *inserts]
     with connection.cursor() as cursor:
         if inserts and connection.vendor == "postgresql":
             ctes = ", ".join(f"i{n} AS ({sql})" for n, (sql, _params) in enumerate(inserts))
             params = [p for _sql, ps in inserts for p in ps]
-            cursor.execute(f"WITH {ctes} {update[0]}", [*params, *update[1]])
+            returning = " RETURNING (SELECT * FROM i0)" if new_row is not None else ""
+            cursor.execute(f"WITH {ctes} {update[0]}{returning}", [*params, *update[1]])
+            if new_row is not None:
+                _saved(new_row, cursor.fetchone()[0])
             return cursor.rowcount
-        for sql, params in inserts:
+        for n, (sql, params) in enumerate(inserts):
             cursor.execute(sql, params)
+            if n == 0 and new_row is not None:
+                _saved(new_row, cursor.fetchone()[0])
         cursor.execute(*update)
         return cursor.rowcount
+
+
+def _saved(instance, pk):
+    instance.pk = pk
+    instance._state.adding, instance._state.db = False, connection.alias
 
 
 @functools.cache

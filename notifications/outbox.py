@@ -314,7 +314,15 @@ def _deliver_on_commit(event, rows):
 
 
 def enqueue_customer_event(
-    *, kind, key, payload, services, organization_id=None, subject_kind="", subject_id=None
+    *,
+    kind,
+    key,
+    payload,
+    services,
+    organization_id=None,
+    subject_kind="",
+    subject_id=None,
+    notified_ids=None,
 ):
     """Queue the customer notifications for a public change (an incident published, updated or
     resolved, a maintenance scheduled, started or completed): the subscribers of ``services`` and
@@ -324,11 +332,14 @@ def enqueue_customer_event(
     Call inside the transaction that makes the change: the event row commits with it. Returns
     the new event, or None when ``key`` was queued already. Writes the event only, in a constant
     number of queries (one recursive query for the dependency closure, however many
-    subscribers); its rows are written by ``expand_event``, started on commit."""
+    subscribers, none when the caller read ``notified_service_ids(services)`` already:
+    ``notified_ids``); its rows are written by ``expand_event``, started on commit."""
     if kind not in CUSTOMER_KINDS:
         raise ValueError(f"not a customer event kind: {kind}")
     audience = {
-        "services": sorted(notified_service_ids(services)),
+        "services": sorted(
+            notified_service_ids(services) if notified_ids is None else set(notified_ids)
+        ),
         "organization": organization_id,
     }
     event = _record_event(

@@ -48,6 +48,18 @@ def hurt_service_ids(service_ids):
     return _walk(_DEPENDENTS_SQL, service_ids)
 
 
+def hurt_ids_statement(seed_sql, seed_params):
+    """(sql, params) of ``hurt_service_ids`` for the services a query selects (``seed_sql``, one
+    column of ids) instead of a list, for a caller that sends it with other reads in one round
+    trip (``itsm.rows.read_together``)."""
+    sql = _DEPENDENTS_SQL.format(
+        service=Service._meta.db_table,
+        dependency=ServiceDependency._meta.db_table,
+        placeholders=seed_sql,
+    )
+    return sql, list(seed_params)
+
+
 def hurt_services(*services):
     """The services hurt when ``services`` are hurt (themselves included), as a queryset."""
     return Service.objects.filter(pk__in=hurt_service_ids(s.pk for s in services))

@@ -8,6 +8,7 @@ from django.db.models import Case, OuterRef, Subquery, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from itsm.rows import read_together
 from services.announcements import announce_maintenance_status
 from services.graph import dependency_ids
 from services.history import Impact, Interval, status_intervals, worst_impact
@@ -116,7 +117,7 @@ def set_impacts(cause, statuses, *, at=None):
     # No savepoint inside the caller's transaction: two statements fewer per transition.
     with transaction.atomic(savepoint=False):
         if not statuses and connection.vendor == "postgresql":
-            return _refresh_locked(_end_all_and_lock(kind, cause_id, at), at=at)
+            return _end_all_and_refresh(kind, cause_id, at)
         if not statuses:
             touched = _end_all(kind, cause_id, at)
         else:
@@ -174,13 +175,33 @@ FOR UPDATE OF s
 """
 
 
-def _end_all_and_lock(kind, cause_id, at):
-    """``_end_all`` and ``_locked_services`` of its services in one statement (PostgreSQL: the
-    UPDATE as a data-modifying CTE), one round trip where there were two."""
+# The open impacts on the services whose impacts ``_END_ALL_AND_LOCK_SQL`` just ended (at
+# ``at``): what their status is derived from now. Sent behind it in the same round trip, it is
+# a statement of its own, so its snapshot is taken after the lock is granted (see
+# ``refresh_service_status``).
+_OPEN_IMPACTS_OF_ENDED_SQL = """
+SELECT o.service_id, o.status, o.cause_kind, o.cause_id, o.valid_from
+FROM services_serviceimpact AS o
+WHERE o.valid_to IS NULL AND o.service_id IN (
+    SELECT e.service_id FROM services_serviceimpact AS e
+    WHERE e.cause_kind = %s AND e.cause_id = %s AND e.valid_to = %s
+)
+"""
+
+
+def _end_all_and_refresh(kind, cause_id, at):
+    """``_end_all`` and ``refresh_service_status`` of its services on PostgreSQL: the end of the
+    impacts locks their services in one statement (the UPDATE as a data-modifying CTE), and the
+    read of what is left hurting them rides in the same round trip: one where there were
+    three. Returns the ids whose status changed."""
     assert ServiceImpact._meta.db_table == "services_serviceimpact"  # noqa: S101 (names in the SQL)
-    with connection.cursor() as cursor:
-        cursor.execute(_END_ALL_AND_LOCK_SQL, [at, kind, cause_id])
-        return cursor.fetchall()
+    locked, impacts = read_together(
+        [
+            (_END_ALL_AND_LOCK_SQL, [at, kind, cause_id]),
+            (_OPEN_IMPACTS_OF_ENDED_SQL, [kind, cause_id, at]),
+        ]
+    )
+    return _refresh_locked(locked, at=at, open_impacts=impacts)
 
 
 def end_impacts(cause, *, at=None):
@@ -188,15 +209,18 @@ def end_impacts(cause, *, at=None):
     return set_impacts(cause, {}, at=at)
 
 
-def derived_statuses(service_ids):
+def derived_statuses(service_ids, open_impacts=None):
     """{service id: (status, cause kind, cause id)} from the services' open impacts: the worst
-    one, ("operational", "", None) when none. One query whatever the number of services."""
+    one, ("operational", "", None) when none. One query whatever the number of services, none
+    when the caller read ``open_impacts`` (service, status, cause kind, cause id, from)."""
     found = {pk: [] for pk in service_ids}
-    rows = ServiceImpact.objects.filter(service_id__in=found, valid_to__isnull=True).values_list(
-        "service_id", "status", "cause_kind", "cause_id", "valid_from"
-    )
-    for service_id, status, kind, cause_id, since in rows:
-        found[service_id].append(Impact(status, kind, cause_id, since, None))
+    if open_impacts is None:
+        open_impacts = ServiceImpact.objects.filter(
+            service_id__in=found, valid_to__isnull=True
+        ).values_list("service_id", "status", "cause_kind", "cause_id", "valid_from")
+    for service_id, status, kind, cause_id, since in open_impacts:
+        if service_id in found:
+            found[service_id].append(Impact(status, kind, cause_id, since, None))
     derived = {}
     for pk, impacts in found.items():
         worst = worst_impact(impacts)
@@ -334,12 +358,13 @@ def refresh_service_status(service_ids, *, at=None):
     return _refresh_locked(list(_locked_services(service_ids)), at=at)
 
 
-def _refresh_locked(services, *, at):
+def _refresh_locked(services, *, at, open_impacts=None):
     """``refresh_service_status`` of ``services``, the rows of ``_locked_services`` (locked by
-    the caller's statement)."""
+    the caller's statement); ``open_impacts``: their open impacts, when the caller read them
+    after the lock (``derived_statuses``)."""
     if not services:
         return set()
-    wanted = derived_statuses({row[0] for row in services})
+    wanted = derived_statuses({row[0] for row in services}, open_impacts)
     moves = {}
     for pk, status, pinned, created_at, open_kind, open_cause in services:
         if pinned:
