@@ -200,29 +200,43 @@ def _parse_clock_inputs(found_rows):
 # statement in the same round trip (``itsm.rows.read_together``), each read still runs after the
 # lock is granted; ``recompute`` then uses them instead of reading again.
 
-CLOCK, POLICY = "clock", "policy"
+
+class Prefetch:
+    """Reads a transition sends behind its row lock: ``statements(pk)`` gives them, ``keep``
+    attaches their rows to the locked incident for the code that would otherwise read."""
+
+    def __init__(self, statements, keep):
+        self.statements, self.keep = statements, keep
 
 
-def prefetch_statements(incident_pk, what):
-    """The statements to send with the lock of incident ``incident_pk``: ``CLOCK`` the clock
-    inputs (with every calendar's stamp), ``POLICY`` those and the contributors' rows."""
-    found = [(_clock_inputs_sql(ALL_CALENDARS), [incident_pk, incident_pk])]
-    if what == POLICY:
-        found += _contributor_statements(incident_pk)
-    return found
-
-
-def keep_prefetched(incident, what, results):
-    """Attach the rows of ``prefetch_statements`` to the locked ``incident`` for ``recompute``."""
+def _keep_clock(incident, results):
     incident.__dict__["_prefetched_clock"] = _parse_clock_inputs(results[0])
-    if what == POLICY:
-        incident.__dict__["_prefetched_contributors"] = results[1:]
+
+
+def _keep_policy(incident, results):
+    _keep_clock(incident, results[:1])
+    incident.__dict__["_prefetched_contributors"] = results[1:]
+
+
+def _clock_statements(incident_pk):
+    return [(_clock_inputs_sql(ALL_CALENDARS), [incident_pk, incident_pk])]
+
+
+# The clock inputs (with every calendar's stamp); those and the contributors' rows.
+CLOCK = Prefetch(_clock_statements, _keep_clock)
+POLICY = Prefetch(lambda pk: _clock_statements(pk) + _contributor_statements(pk), _keep_policy)
+
+
+def drop_clock(incident):
+    """Forget the clock and policy read with the lock (after the deadlines are computed)."""
+    incident.__dict__.pop("_prefetched_clock", None)
+    incident.__dict__.pop("_prefetched_contributors", None)
 
 
 def drop_prefetched(incident):
-    """Forget what was read with the lock (after the save: the next change reads anew)."""
-    incident.__dict__.pop("_prefetched_clock", None)
-    incident.__dict__.pop("_prefetched_contributors", None)
+    """Forget all that was read with the lock (after the change: the next one reads anew)."""
+    for name in [n for n in incident.__dict__ if n.startswith("_prefetched_")]:
+        del incident.__dict__[name]
 
 
 # --- contributors -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import NamedTuple
 from django.conf import settings
 from django.db import connection
 
-from incidents import visibility
+from incidents import deadlines, visibility
 from incidents.models import IncidentService
 from itsm import rows
 from notifications import outbox, queries
@@ -49,12 +49,25 @@ def _services_of(incident):
     return [_Service(*row) for row in _read_services(incident)[0]]
 
 
+def _audience_statements(incident_pk):
+    services_sql, public_sql = _services_sql()
+    return [(services_sql, [incident_pk]), graph.hurt_ids_statement(public_sql, [incident_pk])]
+
+
+def _keep_audience(incident, results):
+    incident.__dict__["_prefetched_audience"] = results
+
+
+# A change that will announce itself reads the services with its row lock (``_lock``).
+AUDIENCE = deadlines.Prefetch(_audience_statements, _keep_audience)
+
+
 def _read_services(incident):
     """The incident's services in display order [(id, name, public)] and the ids of the services
-    whose subscribers hear of it (``outbox.notified_service_ids``): one round trip."""
-    services_sql, public_sql = _services_sql()
-    found, hurt = rows.read_together(
-        [(services_sql, [incident.pk]), graph.hurt_ids_statement(public_sql, [incident.pk])]
+    whose subscribers hear of it (``outbox.notified_service_ids``): one round trip, none when
+    read with the lock (``AUDIENCE``)."""
+    found, hurt = incident.__dict__.pop("_prefetched_audience", None) or rows.read_together(
+        _audience_statements(incident.pk)
     )
     private = {pk for pk, _name, public in found if not public}
     return found, {pk for (pk,) in hurt} | private

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext_lazy
 
-from incidents import deadlines, sweep, visibility
+from incidents import deadlines, notify, sweep, visibility
 from incidents.models import (
     OPEN_STATES,
     EventKind,
@@ -174,12 +174,12 @@ def _now(now):
     return now or timezone.now()
 
 
-def _lock(incident, expected_version, action, *, matrix_cell=None, touches=None, prefetch=None):
+def _lock(incident, expected_version, action, *, matrix_cell=None, touches=None, prefetch=()):
     """Re-read and lock the row (the caller is inside ``transaction.atomic``); refuse a stale
     version and an illegal move. ``matrix_cell`` (impact, urgency): read that cell of the
     priority matrix in the same query (``matrix_priority``, None when the cell is missing).
-    ``prefetch`` (``deadlines.CLOCK`` or ``POLICY``): what the deadlines will need, read in
-    the same round trip, after the lock is granted.
+    ``prefetch`` (``deadlines.CLOCK``, ``POLICY``, ``notify.AUDIENCE``): what the change
+    will read, sent in the same round trip, each read after the lock is granted.
     ``touches``: what the caller changes (default: ``ACTION_TOUCHES[action]``); a version
     that moved only through changes touching none of it is not stale (a resolve after a
     colleague's work note goes through, on the current row)."""
@@ -315,21 +315,26 @@ def _matrix_cell_sql():
     )
 
 
-def _locked_row(pk, matrix_cell=None, prefetch=None):
+def _locked_row(pk, matrix_cell=None, prefetch=()):
     """The incident row, locked, read by a statement built once (``itsm.rows``: the ORM's
     ``select_for_update().get()`` took longer to compile than to run), with the priority of
-    ``matrix_cell`` as ``matrix_priority`` when asked for, and the reads of ``prefetch`` sent
-    behind it."""
+    ``matrix_cell`` as ``matrix_priority`` when asked for, and the reads of ``prefetch``
+    (``deadlines.Prefetch``) sent behind it in the same round trip."""
     extra, extra_params = ([_matrix_cell_sql()], matrix_cell) if matrix_cell else ((), ())
     statements = [rows.lock_statement(Incident, pk, extra=extra, extra_params=extra_params)]
-    if prefetch:
-        statements += deadlines.prefetch_statements(pk, prefetch)
+    counts = []
+    for reader in prefetch:
+        wanted = reader.statements(pk)
+        statements += wanted
+        counts.append(len(wanted))
     found = rows.read_together(statements)
     locked, values = rows.locked_instance(Incident, found[0][0] if found[0] else None)
     if matrix_cell:
         (locked.matrix_priority,) = values
-    if prefetch:
-        deadlines.keep_prefetched(locked, prefetch, found[1:])
+    start = 1
+    for reader, count in zip(prefetch, counts, strict=True):
+        reader.keep(locked, found[start : start + count])
+        start += count
     return locked
 
 
@@ -443,7 +448,7 @@ def _save(incident, *, sla=False, repolicy=False, services_changed=False, at=Non
             reuse_policy=not repolicy,
             pause_change=incident.__dict__.pop("_pause_change", None),
         )
-    deadlines.drop_prefetched(incident)
+    deadlines.drop_clock(incident)
     incident.version += 1
     if met_at is not None and deadlines.breaches_at_meeting(incident):
         # The breach's event follows the transition's on the timeline, as it happened.
@@ -606,7 +611,7 @@ def create_incident(
 def acknowledge(incident, *, actor, expected_version=None, now=None):
     """Take the incident: meets the response target."""
     with transaction.atomic():
-        incident = _lock(incident, expected_version, "acknowledge", prefetch=deadlines.CLOCK)
+        incident = _lock(incident, expected_version, "acknowledge", prefetch=[deadlines.CLOCK])
         now = _now(now)
         incident.state = IncidentState.ACKNOWLEDGED
         incident.acknowledged_at = now
@@ -685,7 +690,7 @@ def change_priority(incident, *, actor, impact, urgency, expected_version=None, 
             expected_version,
             "change_priority",
             matrix_cell=(impact, urgency),
-            prefetch=deadlines.POLICY,
+            prefetch=[deadlines.POLICY],
         )
         now = _now(now)
         if not _do_change_priority(incident, actor=actor, impact=impact, urgency=urgency, at=now):
@@ -720,7 +725,7 @@ def hold(incident, *, actor, reason, expected_version=None, now=None):
             field="reason",
         )
     with transaction.atomic():
-        incident = _lock(incident, expected_version, "hold", prefetch=deadlines.CLOCK)
+        incident = _lock(incident, expected_version, "hold", prefetch=[deadlines.CLOCK])
         now = _now(now)
         old = incident.state
         incident.state = IncidentState.ON_HOLD
@@ -742,7 +747,7 @@ def hold(incident, *, actor, reason, expected_version=None, now=None):
 def resume(incident, *, actor, expected_version=None, now=None):
     """Restart the clock; back to acknowledged (or new, if nobody acknowledged it yet)."""
     with transaction.atomic():
-        incident = _lock(incident, expected_version, "resume", prefetch=deadlines.CLOCK)
+        incident = _lock(incident, expected_version, "resume", prefetch=[deadlines.CLOCK])
         now = _now(now)
         _close_open_pause(incident, now)
         incident.state = (
@@ -827,7 +832,11 @@ def resolve(incident, *, actor, code, notes, public_message="", expected_version
     if not notes:
         raise WorkflowError(_("Resolution notes are required."), field="notes")
     with transaction.atomic():
-        incident = _lock(incident, expected_version, "resolve")
+        # The customers' message needs the services and their dependants: read with the lock.
+        announce = bool(public_message.strip() or incident.published_at)
+        incident = _lock(
+            incident, expected_version, "resolve", prefetch=[notify.AUDIENCE] if announce else ()
+        )
         now = _now(now)
         old = incident.state
         if old == IncidentState.ON_HOLD:  # only a hold leaves a pause open
