@@ -1,0 +1,124 @@
+"""What the public side may show: the one place that decides it.
+
+Every public output (pages, Statuspage-compatible JSON, feeds, badges, calendars) reads through
+these functions, so "nothing internal reaches the public side" is decided here and tested
+here: only public services; only published incidents that are not confidential, with only their
+public updates and their public services; maintenance that is not cancelled. Internal fields
+(work notes, assignees, organisations, priorities, resolution notes) are never selected for the
+public side, so a template cannot show them by mistake.
+"""
+
+from django.db.models import Prefetch, Q
+from django.utils import timezone
+
+from incidents.models import OPEN_STATES, Incident, IncidentUpdate
+from services.models import (
+    STATUS_SEVERITY,
+    MaintenanceStatus,
+    MaintenanceWindow,
+    Service,
+    ServiceStatus,
+)
+
+# The incident fields a public output may use (and nothing else is loaded).
+INCIDENT_FIELDS = (
+    "id",
+    "title",
+    "state",
+    "public_status",
+    "opened_at",
+    "published_at",
+    "resolved_at",
+    "updated_at",
+)
+SERVICE_FIELDS = (
+    "id",
+    "name",
+    "slug",
+    "description",
+    "group",
+    "display_order",
+    "status",
+    "status_pinned",
+    "created_at",
+    "updated_at",
+)
+
+
+def public_services():
+    """Public services in status-page order (by group, then their own order), with the group."""
+    return (
+        Service.objects.filter(is_public=True)
+        .select_related("group")
+        .only(*SERVICE_FIELDS, "group__name", "group__display_order")
+        .order_by("group__display_order", "group__name", "display_order", "name", "id")
+    )
+
+
+def _public_updates():
+    return IncidentUpdate.objects.filter(is_public=True).only(
+        "id", "incident_id", "created_at", "public_status", "body"
+    )
+
+
+def public_incidents():
+    """Published, non-confidential incidents, newest first, each with its public updates
+    (``public_updates``, newest first) and its public services (``public_services``)."""
+    return (
+        Incident.objects.filter(published_at__isnull=False, is_confidential=False)
+        .only(*INCIDENT_FIELDS)
+        .prefetch_related(
+            Prefetch("updates", queryset=_public_updates(), to_attr="public_updates"),
+            Prefetch(
+                "services",
+                queryset=Service.objects.filter(is_public=True).only(*SERVICE_FIELDS),
+                to_attr="public_services",
+            ),
+        )
+        .order_by("-published_at", "-id")
+    )
+
+
+def active_incidents():
+    """Public incidents still open (not resolved or closed)."""
+    return public_incidents().filter(state__in=OPEN_STATES)
+
+
+def public_incident(pk):
+    """The public incident ``pk``, or None when there is none to show: missing, unpublished and
+    confidential look the same from outside."""
+    return public_incidents().filter(pk=pk).first()
+
+
+def public_maintenance():
+    """Maintenance that is or was announced (not cancelled), newest first, with its public
+    services (``public_services``)."""
+    return (
+        MaintenanceWindow.objects.exclude(status=MaintenanceStatus.CANCELLED)
+        .prefetch_related(
+            Prefetch(
+                "services",
+                queryset=Service.objects.filter(is_public=True).only(*SERVICE_FIELDS),
+                to_attr="public_services",
+            )
+        )
+        .order_by("-scheduled_start", "-id")
+    )
+
+
+def active_maintenance():
+    return public_maintenance().filter(status=MaintenanceStatus.IN_PROGRESS)
+
+
+def upcoming_maintenance(now=None):
+    now = now or timezone.now()
+    return (
+        public_maintenance()
+        .filter(Q(status=MaintenanceStatus.SCHEDULED) & Q(scheduled_end__gt=now))
+        .order_by("scheduled_start", "id")
+    )
+
+
+def overall_status(statuses):
+    """The worst of ``statuses`` (service status values), operational when there are none."""
+    return max(statuses, key=lambda s: STATUS_SEVERITY[s], default=ServiceStatus.OPERATIONAL)

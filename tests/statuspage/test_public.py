@@ -1,0 +1,99 @@
+"""The public read model (``statuspage.public``): what any public output may show."""
+
+import datetime as dt
+
+import pytest
+
+from incidents import workflow
+from services.models import MaintenanceStatus, MaintenanceWindow, ServiceStatus
+from statuspage import public
+from tests.factories import AGENT_GROUP, SECURITY_GROUP, ServiceFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def agent():
+    return UserFactory(username="agent", groups=[AGENT_GROUP])
+
+
+@pytest.fixture
+def security():
+    return UserFactory(username="sherlock", groups=[SECURITY_GROUP])
+
+
+def published(agent, title, services, body="Investigating."):
+    incident = workflow.create_incident(actor=agent, title=title, services=services)
+    workflow.post_update(
+        incident, actor=agent, body=body, is_public=True, public_status="investigating"
+    )
+    return incident
+
+
+def test_only_published_non_confidential_incidents_are_public(agent, security):
+    web = ServiceFactory(name="Website", slug="website")
+    shown = published(agent, "Website down", {web: ServiceStatus.MAJOR_OUTAGE})
+    workflow.create_incident(actor=agent, title="Unpublished", services=[web])
+    secret = workflow.create_incident(
+        actor=security, title="Secret", services=[web], is_confidential=True
+    )
+    workflow.post_update(
+        secret, actor=security, body="We see trouble.", is_public=True, public_status="identified"
+    )
+
+    assert [i.pk for i in public.public_incidents()] == [shown.pk]
+    assert public.public_incident(secret.pk) is None
+    assert public.public_incident(shown.pk).title == "Website down"
+    assert [i.pk for i in public.active_incidents()] == [shown.pk]
+
+
+def test_public_incidents_carry_only_public_updates_and_public_services(agent):
+    web = ServiceFactory(name="Website", slug="website")
+    ledger = ServiceFactory(name="Internal ledger", slug="ledger", is_public=False)
+    incident = published(
+        agent,
+        "Checkout fails",
+        {web: ServiceStatus.MAJOR_OUTAGE, ledger: ServiceStatus.DEGRADED_PERFORMANCE},
+    )
+    workflow.post_update(incident, actor=agent, body="work note: restarted pod-7", is_public=False)
+
+    (found,) = public.public_incidents()
+    assert [u.body for u in found.public_updates] == ["Investigating."]
+    assert [s.name for s in found.public_services] == ["Website"]
+    assert [s.name for s in public.public_services()] == ["Website"]
+
+
+def test_resolved_incidents_leave_the_active_list(agent):
+    web = ServiceFactory(name="Website", slug="website")
+    incident = published(agent, "Website down", {web: ServiceStatus.MAJOR_OUTAGE})
+    workflow.resolve(incident, actor=agent, code="fixed", notes="n", public_message="Fixed.")
+    assert list(public.active_incidents()) == []
+    (found,) = public.public_incidents()
+    assert found.public_updates[0].body == "Fixed."
+
+
+def test_cancelled_maintenance_is_not_announced():
+    now = dt.datetime.now(dt.UTC)
+    web = ServiceFactory(name="Website", slug="website")
+    soon = MaintenanceWindow.objects.create(
+        title="Database upgrade",
+        scheduled_start=now + dt.timedelta(hours=1),
+        scheduled_end=now + dt.timedelta(hours=2),
+    )
+    soon.services.add(web)
+    MaintenanceWindow.objects.create(
+        title="Called off",
+        scheduled_start=now + dt.timedelta(hours=1),
+        scheduled_end=now + dt.timedelta(hours=2),
+        status=MaintenanceStatus.CANCELLED,
+    )
+    assert [m.title for m in public.upcoming_maintenance()] == ["Database upgrade"]
+    assert [s.slug for s in public.upcoming_maintenance()[0].public_services] == ["website"]
+
+
+def test_the_overall_status_is_the_worst():
+    assert public.overall_status([]) == ServiceStatus.OPERATIONAL
+    assert (
+        public.overall_status([ServiceStatus.DEGRADED_PERFORMANCE, ServiceStatus.MAJOR_OUTAGE])
+        == ServiceStatus.MAJOR_OUTAGE
+    )
