@@ -82,6 +82,26 @@ def test_the_api_docs_load_their_script_from_a_file(client):
     assert client.get(script[1].replace("&amp;", "&")).status_code == 200
 
 
+@pytest.mark.django_db
+def test_the_api_docs_need_no_internet(client):
+    """Swagger UI came from a CDN, so /api/docs/ was blank on a desk without internet: every
+    script, style and icon of the page (and of its script) is our own static file."""
+    from django.contrib.staticfiles import finders
+
+    html = client.get("/api/docs/").content.decode()
+    script = re.search(r'<script src="(/api/docs/\?script[^"]*)"', html)
+    script_body = client.get(script[1].replace("&amp;", "&")).content.decode()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(
+        r'"(/static/[^"]+|https?://[^"]+)"', script_body
+    )
+    static = [a for a in assets if a.startswith("/static/")]
+    assert static, html
+    assert not [a for a in assets if a.startswith(("http://", "https://", "//"))], assets
+    for asset in static:
+        assert finders.find(asset.removeprefix("/static/").split("?")[0]), asset
+    assert "cdn.jsdelivr.net" not in client.get("/api/docs/").headers["Content-Security-Policy"]
+
+
 SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script\s*>", re.I | re.S)
 HANDLER = re.compile(r"<[^>]*\son[a-z]+\s*=", re.I | re.S)
 JS_URL = re.compile(r"""(?:href|src|action|formaction)\s*=\s*["']?\s*javascript:""", re.I)
