@@ -3,7 +3,7 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from itsm import admin_links, health
+from itsm import admin_links, api, health
 
 admin.site.site_header = _("itsm service desk")
 admin.site.site_title = "itsm"
@@ -23,6 +23,7 @@ urlpatterns = [
         name="view_on_site_scoped",
     ),
     path("admin/", admin.site.urls),
+    path("api/v1/me/", api.me, name="api-me"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", api_docs, name="api-docs"),
     path("i18n/", include("django.conf.urls.i18n")),
