@@ -8,7 +8,7 @@ Basic authentication is off.
 import logging
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions, throttling
+from rest_framework import authentication, exceptions, permissions, throttling
 
 from itsm import tokens
 
@@ -85,6 +85,19 @@ def actor_of(request):
     """The ``Actor`` of an API request: the token's, or the signed-in user."""
     user = request.user
     return user.actor if isinstance(user, TokenUser) else user
+
+
+class ActorPermission(permissions.BasePermission):
+    """The caller holds the view's ``required_permission`` ("app.codename"): a token through its
+    scopes, a person through their groups. Which rows it then sees is ``visible_to``'s call."""
+
+    message = "This credential may not read or change this resource."
+
+    def has_permission(self, request, view):
+        user = request.user
+        if user is None or not user.is_authenticated:
+            return False
+        return user.has_perm(view.required_permission)
 
 
 class TokenRateThrottle(throttling.SimpleRateThrottle):

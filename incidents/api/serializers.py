@@ -1,0 +1,92 @@
+"""What the API shows of an incident. Read-only here: changes go through the workflow."""
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from incidents.models import Incident, IncidentService
+
+
+class _Ref(serializers.Serializer):
+    id = serializers.IntegerField()
+    label = serializers.CharField()
+
+
+class AffectedServiceSerializer(serializers.ModelSerializer):
+    id = serializers.IntegerField(source="service_id")
+    slug = serializers.CharField(source="service.slug")
+    name = serializers.CharField(source="service.name")
+    caused_status = serializers.CharField(source="status")
+
+    class Meta:
+        model = IncidentService
+        fields = ["id", "slug", "name", "caused_status"]
+
+
+def _ref(obj, label):
+    return None if obj is None else {"id": obj.pk, "label": label}
+
+
+class IncidentSerializer(serializers.ModelSerializer):
+    reference = serializers.CharField(read_only=True)
+    services = AffectedServiceSerializer(source="affected", many=True, read_only=True)
+    assignee = serializers.SerializerMethodField()
+    assignment_group = serializers.SerializerMethodField()
+    organization = serializers.SerializerMethodField()
+    breached = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Incident
+        fields = [
+            "id",
+            "reference",
+            "title",
+            "description",
+            "state",
+            "impact",
+            "urgency",
+            "priority",
+            "is_major",
+            "is_confidential",
+            "public_status",
+            "services",
+            "assignee",
+            "assignment_group",
+            "organization",
+            "source",
+            "opened_at",
+            "acknowledged_at",
+            "responded_at",
+            "resolved_at",
+            "first_resolved_at",
+            "closed_at",
+            "response_due_at",
+            "resolve_due_at",
+            "response_breached_at",
+            "resolve_breached_at",
+            "breached",
+            "resolution_code",
+            "version",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    @staticmethod
+    def _user(user):
+        return _ref(user, user.get_username() if user else "")
+
+    @extend_schema_field(_Ref(allow_null=True))
+    def get_assignee(self, incident):
+        return self._user(incident.assignee)
+
+    @extend_schema_field(_Ref(allow_null=True))
+    def get_assignment_group(self, incident):
+        group = incident.assignment_group
+        return _ref(group, group.name if group else "")
+
+    @extend_schema_field(_Ref(allow_null=True))
+    def get_organization(self, incident):
+        org = incident.organization
+        return _ref(org, org.name if org else "")
+
+    def get_breached(self, incident) -> bool:
+        return bool(incident.response_breached_at or incident.resolve_breached_at)
