@@ -331,7 +331,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Impact and urgency share one scale: one enum in the schema, named for what it is.
-    "ENUM_NAME_OVERRIDES": {"LevelEnum": "incidents.models.Level"},
+    "ENUM_NAME_OVERRIDES": {
+        "LevelEnum": "incidents.models.Level",
+        "ResolutionCodeEnum": "incidents.models.ResolutionCode",
+        "PublicStatusEnum": "incidents.models.PublicStatus",
+    },
 }
 
 # --- Security (HTTPS settings on when the operator says the site is behind TLS) --------------

@@ -1,9 +1,11 @@
 """What the API shows of an incident. Read-only here: changes go through the workflow."""
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from incidents.models import Incident, IncidentService
+from incidents.models import Incident, IncidentService, PublicStatus, ResolutionCode
 
 
 class _Ref(serializers.Serializer):
@@ -90,3 +92,47 @@ class IncidentSerializer(serializers.ModelSerializer):
 
     def get_breached(self, incident) -> bool:
         return bool(incident.response_breached_at or incident.resolve_breached_at)
+
+
+# --- the bodies of the workflow actions --------------------------------------------------------
+
+
+class HoldSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=200)
+
+
+class ReopenSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class UpdateSerializer(serializers.Serializer):
+    body = serializers.CharField()
+    is_public = serializers.BooleanField(default=False)
+    public_status = serializers.ChoiceField(
+        choices=PublicStatus.choices, required=False, allow_blank=True, default=""
+    )
+
+
+class ResolveSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=ResolutionCode.choices)
+    notes = serializers.CharField()
+    public_message = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class AssignSerializer(serializers.Serializer):
+    """A part left out stays as it is; null clears it."""
+
+    assignee = serializers.SlugRelatedField(
+        slug_field="username",
+        queryset=get_user_model().objects.filter(is_active=True, is_staff=True),
+        required=False,
+        allow_null=True,
+    )
+    group = serializers.SlugRelatedField(
+        slug_field="name", queryset=Group.objects.all(), required=False, allow_null=True
+    )
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError("Give an assignee, a group, or both.")
+        return attrs

@@ -154,3 +154,90 @@ def test_the_query_count_does_not_grow_with_the_page(client, world):
         assert len(page.json()["results"]) == size
         counts.append(len(queries))
     assert counts[0] == counts[1] <= 4
+
+
+# --- actions -----------------------------------------------------------------------------------
+
+
+def post(client, incident, action, body=None, **headers):
+    return client.post(
+        f"/api/v1/incidents/{incident.pk}/{action}/",
+        body or {},
+        content_type="application/json",
+        **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()},
+    )
+
+
+def test_a_write_token_works_an_incident_through_the_workflow(client, world):
+    bearer(client, scopes=("write",))
+    incident = world["ours"]
+    etag = client.get(f"/api/v1/incidents/{incident.pk}/").headers["ETag"]
+
+    acked = post(client, incident, "acknowledge", **{"If-Match": etag})
+    assert acked.status_code == 200, acked.content
+    assert acked.json()["state"] == "acknowledged"
+    assert acked.headers["ETag"] == f'"{incident.version + 1}"'
+    assert (
+        post(client, incident, "hold", {"reason": "Waiting on Acme"}).json()["state"] == "on_hold"
+    )
+    assert post(client, incident, "resume").json()["state"] == "acknowledged"
+    update = post(
+        client,
+        incident,
+        "updates",
+        {"body": "Fix rolling out.", "is_public": True, "public_status": "monitoring"},
+    )
+    assert update.json()["public_status"] == "monitoring"
+    resolved = post(client, incident, "resolve", {"code": "fixed", "notes": "Rolled back."})
+    assert resolved.json()["state"] == "resolved"
+    events = list(
+        incident.events.order_by("at", "id").values_list("kind", "actor_kind", "actor_label")
+    )
+    assert ("acknowledged", "token", "token t") in events
+
+
+def test_each_refusal_has_its_status(client, world):
+    bearer(client, scopes=("write",))
+    incident = world["ours"]
+    stale = post(client, incident, "acknowledge", **{"If-Match": f'"{incident.version}"'})
+    assert stale.status_code == 200
+    # A second acknowledge is illegal now: 409.
+    again = post(client, incident, "acknowledge")
+    assert again.status_code == 409 and "acknowledge" in again.json()["detail"]
+    # The same stale ETag for a clashing change: 412 with the current version.
+    clash = post(client, incident, "hold", {"reason": "r"}, **{"If-Match": f'"{incident.version}"'})
+    assert clash.status_code == 412
+    assert clash.json()["current_version"] == incident.version + 1
+    # A missing reason: 400 naming the field; nothing changed.
+    assert post(client, incident, "hold", {}).json() == {"reason": ["This field is required."]}
+    assert post(client, incident, "hold", {"reason": "   "}).status_code == 400
+    assert post(client, incident, "assign", {}).status_code == 400
+    assert post(client, incident, "assign", {"assignee": "nobody"}).status_code == 400
+    bad = post(client, incident, "acknowledge", **{"If-Match": "yesterday"})
+    assert bad.status_code == 400 and "If-Match" in bad.json()
+    incident.refresh_from_db()
+    assert incident.state == "acknowledged"
+
+
+def test_a_read_token_may_not_change_and_an_unseen_incident_is_missing(client, world):
+    bearer(client, scopes=("read",), organization=world["acme"])
+    refused = post(client, world["ours"], "acknowledge")
+    assert refused.status_code == 403
+    assert post(client, world["theirs"], "acknowledge").status_code == 404
+    assert post(client, world["secret"], "acknowledge").status_code == 404
+    world["ours"].refresh_from_db()
+    assert world["ours"].state == "new"
+
+
+def test_assign_by_username_and_group_name(client, world):
+    from django.contrib.auth.models import Group
+
+    bearer(client, scopes=("write",))
+    team = Group.objects.create(name="Network")
+    done = post(client, world["ours"], "assign", {"assignee": "agent", "group": "Network"})
+    assert done.status_code == 200, done.content
+    assert done.json()["assignee"] == {"id": world["agent"].pk, "label": "agent"}
+    assert done.json()["assignment_group"] == {"id": team.pk, "label": "Network"}
+    cleared = post(client, world["ours"], "assign", {"assignee": None})
+    assert cleared.json()["assignee"] is None
+    assert cleared.json()["assignment_group"]["label"] == "Network"
