@@ -97,9 +97,31 @@ def _publish(task, event_id, what):
 
 def dispatch_event(event_id, *, copies=1):
     """Ask the workers to deliver ``event_id``'s due rows. Never raises: when the broker is
-    down the rows stay committed and the outbox sweep dispatches them later."""
+    down the rows stay committed, the event's dispatch mark is dropped, and the next outbox
+    sweep dispatches them (without waiting for the mark to be overdue).
+
+    The caller marks the event dispatched (``delivery_dispatched_at``), in its own write where
+    it has one (the expansion's chunk, the staff message's insert) or with ``mark_dispatched``,
+    so the sweep does not dispatch it again while this task waits in the queue."""
     task = _task("notifications.deliver_event")
-    return all(_publish(task, event_id, "delivery") for _ in range(copies))
+    if all(_publish(task, event_id, "delivery") for _ in range(copies)):
+        return True
+    NotificationEvent.objects.filter(pk=event_id).update(delivery_dispatched_at=None)
+    return False
+
+
+def mark_dispatched(event_ids, now=None):
+    """Record that delivery of ``event_ids`` is being dispatched now (see ``dispatch_event``)."""
+    NotificationEvent.objects.filter(pk__in=list(event_ids)).update(
+        delivery_dispatched_at=now or timezone.now()
+    )
+
+
+def _dispatch_overdue(now):
+    """Before this instant a dispatch whose task never claimed anything counts as lost (a
+    broker that dropped it, a worker killed while the task was prefetched): a lease, the time
+    in which a claimed row comes back from a dead worker too."""
+    return now - dt.timedelta(seconds=_setting("NOTIFY_LEASE_SECONDS", 120))
 
 
 def dispatch_expansion(event_id):
@@ -498,6 +520,7 @@ def deliver_event(event_id, *, batch_size=None, time_budget=TIME_BUDGET_SECONDS)
             return sent
         sent += send_claimed(ids, lease)
         if time.monotonic() > deadline:
+            mark_dispatched([event_id])
             dispatch_event(event_id)
             return sent
 
@@ -536,9 +559,14 @@ def reclaim_expired_leases(now=None):
     )
     if failed:
         logger.error("%d notifications failed: a worker died while sending them", failed)
+    # The dispatch these rows were part of died with its worker: their events lose their
+    # dispatch mark, so this sweep dispatches them again (see ``sweep_outbox``).
+    NotificationEvent.objects.filter(pk__in=expired.values("event_id")).update(
+        delivery_dispatched_at=None
+    )
     # A first death is most often an innocent one (a deploy's kill -9): due again as it was. A
     # row that was alone when a worker died again may well be the culprit: after a backoff.
-    again = timezone.now() + dt.timedelta(seconds=backoff_seconds(1))
+    again = now + dt.timedelta(seconds=backoff_seconds(1))
     retried = expired.update(
         status=NotificationStatus.PENDING,
         lease_expires_at=None,
@@ -573,20 +601,39 @@ def redispatch_expansions(now=None):
 def sweep_outbox(now=None):
     """The beat's safety net: reclaim expired leases, re-dispatch expansions that stalled, and
     dispatch delivery for every event with due pending rows (after a broker outage, a retry's
-    backoff, a dead worker). Idempotent."""
+    backoff, a dead worker). Idempotent.
+
+    An event whose delivery was dispatched (``delivery_dispatched_at``) is left to that task
+    while it may still be queued: its due rows were due already when it was dispatched, and the
+    dispatch is not overdue (a lease old). Dispatching it again at every sweep multiplied a
+    backlog (at a 1 s sweep, 5,315 of 5,668 deliveries of bench E1 found nothing to send).
+    Rows that became due after the dispatch (a retry's backoff ended, a circuit closed, a dead
+    worker's rows came back) are dispatched at once: the task may have run before them."""
     now = now or timezone.now()
     reclaimed = reclaim_expired_leases(now)
     expansions = redispatch_expansions(now)
     due = (
         Notification.objects.filter(status=NotificationStatus.PENDING, next_attempt_at__lte=now)
-        .values("event_id")
+        .alias(mark=F("event__delivery_dispatched_at"))
+        .filter(
+            Q(mark__isnull=True)
+            | Q(mark__lt=_dispatch_overdue(now))
+            | Q(next_attempt_at__gt=F("mark"))
+        )
+        .values("event_id", "event__delivery_dispatched_at")
         .annotate(rows=Count("id"))
         .order_by("event_id")
     )
     dispatched = 0
     for row in due:
+        event_id, seen = row["event_id"], row["event__delivery_dispatched_at"]
+        # Taken only if no other sweep dispatched it since it was read.
+        if not NotificationEvent.objects.filter(pk=event_id, delivery_dispatched_at=seen).update(
+            delivery_dispatched_at=now
+        ):
+            continue
         copies = min(MAX_TASK_COPIES, max(1, -(-row["rows"] // ROWS_PER_TASK)))
-        if dispatch_event(row["event_id"], copies=copies):
+        if dispatch_event(event_id, copies=copies):
             dispatched += 1
     return {"reclaimed": reclaimed, "expansions": expansions, "events": dispatched}
 
@@ -600,16 +647,18 @@ def retry_notifications(queryset, *, actor):
     ids = list(queryset.filter(status=NotificationStatus.FAILED).values_list("pk", flat=True))
     if not ids:
         return 0
+    now = timezone.now()
     Notification.objects.filter(pk__in=ids, status=NotificationStatus.FAILED).update(
         status=NotificationStatus.PENDING,
         attempts=0,
-        next_attempt_at=timezone.now(),
+        next_attempt_at=now,
         lease_expires_at=None,
         waiting_for="",
     )
     event_ids = set(
         Notification.objects.filter(pk__in=ids).values_list("event_id", flat=True).distinct()
     )
+    mark_dispatched(event_ids, now)
     for event_id in sorted(event_ids):
         transaction.on_commit(lambda event_id=event_id: dispatch_event(event_id))
     return len(ids)

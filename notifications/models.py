@@ -64,6 +64,11 @@ class NotificationEvent(models.Model):
     expansion_lease_expires_at = models.DateTimeField(
         _("expansion lease expires"), null=True, blank=True
     )
+    # When delivery of its rows was last dispatched (a deliver task published, or about to be
+    # on commit). The outbox sweep dispatches the event again only once that is older than a
+    # lease, or for rows that became due after it: a task still queued behind a backlog would
+    # otherwise get a twin at every sweep, and the backlog would multiply.
+    delivery_dispatched_at = models.DateTimeField(_("delivery dispatched"), null=True, blank=True)
     # Set when what the event is about was deleted: its unsent rows are cancelled, and a row a
     # worker still held then is cancelled when it comes back (sent rows stay, as the record).
     cancelled_at = models.DateTimeField(_("cancelled"), null=True, blank=True)

@@ -229,6 +229,8 @@ def expand_event(
             last, rows, done = _expand_chunk(event, event.expansion_cursor, chunk_size)
             now = timezone.now()
             progress = {"expansion_cursor": last or event.expansion_cursor}
+            if rows:  # delivery is dispatched once this commits: see delivery.sweep_outbox
+                progress["delivery_dispatched_at"] = now
             if done:
                 progress.update(expanded_at=now, expansion_lease_expires_at=None)
             else:  # still alive: the sweep leaves the event to this worker a while longer
@@ -538,6 +540,7 @@ def notify_staff_batch(messages):
                 subject_id=message.subject_id,
                 created_at=now,
                 expanded_at=now,  # the rows are written here: nothing to expand
+                delivery_dispatched_at=now,  # on commit (delivery.sweep_outbox)
             )
     try:
         with transaction.atomic():
@@ -555,7 +558,11 @@ def notify_staff_batch(messages):
                             "subject_kind": [e.subject_kind for e in events],
                             "subject_id": [e.subject_id for e in events],
                         },
-                        values={"created_at": now, "expanded_at": now},
+                        values={
+                            "created_at": now,
+                            "expanded_at": now,
+                            "delivery_dispatched_at": now,
+                        },
                         returning=("id", "key"),
                     )
                     ids = {key: pk for pk, key in inserted}
@@ -606,6 +613,8 @@ def notify_staff_batch(messages):
         "channel": Channel.EMAIL,
         "language": settings.LANGUAGE_CODE,
         "status": NotificationStatus.PENDING,
+        # Due when their delivery is dispatched, not after: the sweep leaves them to that task.
+        "next_attempt_at": now,
     }
     if connection.vendor == "postgresql":
         # Plain tuples into one INSERT from arrays, not ~10 model instances per message.

@@ -183,7 +183,15 @@ def test_a_batch_writes_the_rows_that_one_at_a_time_writes(agent, team, service)
             _row(n, "event", "created_at", "next_attempt_at") for n in event.notifications.all()
         ]
         return (
-            _row(event, "key", "subject_id", "payload", "created_at", "expanded_at"),
+            _row(
+                event,
+                "key",
+                "subject_id",
+                "payload",
+                "created_at",
+                "expanded_at",
+                "delivery_dispatched_at",
+            ),
             payload,
             sorted(rows, key=lambda r: r["recipient_key"]),
         )
@@ -201,6 +209,7 @@ def test_a_batch_writes_the_rows_that_one_at_a_time_writes(agent, team, service)
         subject_id=event.subject_id,
         created_at=event.created_at,
         expanded_at=event.expanded_at,
+        delivery_dispatched_at=event.delivery_dispatched_at,
     )
     assert _row(by_orm, "key") == _row(event, "key")
     sent = event.notifications.get(user=agent)

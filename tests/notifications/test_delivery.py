@@ -5,13 +5,20 @@ import email
 import email.policy
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from incidents.notify import enqueue_incident_event
 from notifications import delivery
 from notifications.channels import PermanentError, check_address
-from notifications.models import EventKind, Installation, Notification, NotificationStatus
+from notifications.models import (
+    EventKind,
+    Installation,
+    Notification,
+    NotificationEvent,
+    NotificationStatus,
+)
 from notifications.outbox import expand_event
 from services.models import Channel
 from tests.factories import ContactFactory, ServiceFactory, SubscriptionFactory, UserFactory
@@ -303,8 +310,36 @@ def test_sweep_reclaims_expired_leases_and_dispatches(service, dispatched):
     # Marks from the dead worker's lease change nothing any more.
     delivery.mark_sent(ids, lease)
     assert not Notification.objects.filter(status="sent").exists()
-    # Idempotent: the rows are still pending and due, so the sweep dispatches again.
-    assert delivery.sweep_outbox() == {"reclaimed": 0, "expansions": 0, "events": 1}
+    # The rows are still pending and due, but the task just dispatched may still be queued:
+    # the next sweep leaves them to it, until that dispatch is overdue (a lease old).
+    assert delivery.sweep_outbox() == {"reclaimed": 0, "expansions": 0, "events": 0}
+    later = timezone.now() + dt.timedelta(seconds=settings.NOTIFY_LEASE_SECONDS + 1)
+    assert delivery.sweep_outbox(now=later) == {"reclaimed": 0, "expansions": 0, "events": 1}
+    assert dispatched == [(event.pk, 1), (event.pk, 1)]
+
+
+def test_sweeps_leave_a_queued_delivery_to_its_task(service, dispatched):
+    """Each outbox sweep dispatched every event with due rows, those whose task was still
+    queued behind a backlog too: at a 1 s interval bench E1 found 5,315 of 5,668 deliveries
+    with nothing left to send. A dispatched event is left to its task until that dispatch is a
+    lease old; rows that come due after it (a retry's backoff ended) go at once."""
+    for _ in range(3):
+        SubscriptionFactory(service=service)
+    event = enqueue_incident_event(incident=make_incident(service), kind=EventKind.INCIDENT_UPDATED)
+    expand_event(event.pk)
+    assert dispatched == [(event.pk, 1)]
+
+    for _ in range(5):
+        assert delivery.sweep_outbox()["events"] == 0
+    assert dispatched == [(event.pk, 1)]
+
+    mark = NotificationEvent.objects.get(pk=event.pk).delivery_dispatched_at
+    retry = Notification.objects.filter(event=event).order_by("pk").first()
+    Notification.objects.filter(pk=retry.pk).update(next_attempt_at=mark + dt.timedelta(seconds=5))
+    assert delivery.sweep_outbox(now=mark + dt.timedelta(seconds=6))["events"] == 1
+    assert dispatched == [(event.pk, 1), (event.pk, 1)]
+    # That sweep's dispatch is the mark now: the next sweep leaves it alone again.
+    assert delivery.sweep_outbox(now=mark + dt.timedelta(seconds=7))["events"] == 0
 
 
 def test_a_dead_broker_never_breaks_the_caller(monkeypatch, caplog):
