@@ -41,6 +41,7 @@ from incidents.notify import enqueue_incident_event, notify_staff
 from incidents.priority import priority_from_matrix
 from itsm import rows
 from itsm.actors import as_actor
+from itsm.publishing import public_side_changed
 from notifications.models import EventKind as NotificationKind
 from services.models import CauseKind, Service, ServiceStatus
 from services.workflow import end_impacts, set_impacts
@@ -457,6 +458,9 @@ def _save(incident, *, sla=False, repolicy=False, services_changed=False, at=Non
     _write(incident)
     if services_changed:
         _tell_catalog(incident, at=at)
+    if incident.published_at:
+        # Its public page, the status page and the JSON may show something new.
+        public_side_changed()
     return incident
 
 

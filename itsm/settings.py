@@ -211,7 +211,37 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=OUTBOX_SWEEP_INTERVAL),
         "options": {"expires": OUTBOX_SWEEP_INTERVAL * 2},
     },
+    # The safety net of publishing (a request lost with a dead broker): a quick publish each
+    # minute (it skips nothing, it has no request time), a full one each hour.
+    "status-page-publish": {
+        "task": "statuspage.publish",
+        "schedule": timedelta(seconds=60),
+        "options": {"expires": 120},
+    },
+    "status-page-full-publish": {
+        "task": "statuspage.publish",
+        "schedule": timedelta(hours=1),
+        "kwargs": {"full": True},
+        "options": {"expires": 3600},
+    },
+    "uptime-roll-up": {
+        "task": "statuspage.roll_up_uptime",
+        "schedule": timedelta(minutes=10),
+        "options": {"expires": 600},
+    },
 }
+
+# --- Status page -----------------------------------------------------------------------------
+STATUS_PAGE_NAME = env.str("STATUS_PAGE_NAME", default="itsm status")
+# The Statuspage-compatible JSON's page id.
+STATUS_PAGE_ID = env.str("STATUS_PAGE_ID", default="itsm")
+# Days of the page are calendar days in this time zone.
+STATUS_PAGE_TIME_ZONE = env.str("STATUS_PAGE_TIME_ZONE", default="UTC")
+# Every publish is also written here as files, for nginx or any static host to serve when
+# Django, the database or the workers are down (README "Status page"). Empty: no files.
+STATUS_PAGE_DIR = env.str("STATUS_PAGE_DIR", default=str(VAR_DIR / "public"))
+STATUS_PAGE_MAX_AGE = env.int("STATUS_PAGE_MAX_AGE", default=10)
+STATUS_PAGE_READ_CACHE_SECONDS = env.float("STATUS_PAGE_READ_CACHE_SECONDS", default=0.5)
 
 # --- SLA -------------------------------------------------------------------------------------
 # Fractions of a target at which the assignee (or group) is warned before the breach.

@@ -11,6 +11,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from itsm.publishing import public_side_changed
+
 
 class ServiceStatus(models.TextChoices):
     """Atlassian Statuspage's component status, ordered from best to worst."""
@@ -71,6 +73,14 @@ class ServiceGroup(models.Model):
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        public_side_changed(everything=True)  # headings of the status page
+
+    def delete(self, *args, **kwargs):
+        public_side_changed(everything=True)
+        return super().delete(*args, **kwargs)
 
 
 class Service(models.Model):
@@ -150,6 +160,12 @@ class Service(models.Model):
         super().save(*args, **kwargs)
         if moved:
             sla_inputs_changed(services=[self.pk])
+        # Its name, group, order or visibility may show everywhere on the public side.
+        public_side_changed(everything=True)
+
+    def delete(self, *args, **kwargs):
+        public_side_changed(everything=True)
+        return super().delete(*args, **kwargs)
 
 
 class CauseKind(models.TextChoices):

@@ -8,6 +8,7 @@ from django.db.models import Case, OuterRef, Subquery, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from itsm.publishing import public_side_changed
 from itsm.rows import read_together
 from services.announcements import announce_maintenance_status
 from services.graph import dependency_ids
@@ -92,6 +93,7 @@ def edit_dependencies(*, service, add=(), remove=()):
         ServiceDependency.objects.bulk_create(
             ServiceDependency(service=service, depends_on=other) for other in new
         )
+        public_side_changed()  # "depends on ..." on the status page
 
 
 def add_dependency(*, service, depends_on):
@@ -254,6 +256,7 @@ def _move_statuses(moves, *, at):
     of the new ones."""
     if not moves:
         return
+    public_side_changed()
     if connection.vendor == "postgresql":
         _move_statuses_in_one_statement(moves, at=at)
         return
@@ -463,6 +466,7 @@ def schedule_maintenance(*, title, services, scheduled_start, scheduled_end, pub
         )
         window.services.set(services)
         announce_maintenance(window)
+        public_side_changed()
     return window
 
 
@@ -487,6 +491,7 @@ def move_maintenance(window, *, to):
             )
         window.status = to
         window.save(update_fields=["status"])
+        public_side_changed()
         cause = (CauseKind.MAINTENANCE, window.pk)
         if to == MaintenanceStatus.IN_PROGRESS:
             services = window.services.values_list("pk", flat=True)
@@ -525,6 +530,7 @@ def edit_maintenance(window, *, changes):
         if schedule_moved:
             check_maintenance_schedule(window.scheduled_start, window.scheduled_end)
         window.save()
+        public_side_changed()
         after = before
         if "services" in changes:
             after = {getattr(s, "pk", s) for s in changes["services"]}

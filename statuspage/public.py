@@ -122,3 +122,46 @@ def upcoming_maintenance(now=None):
 def overall_status(statuses):
     """The worst of ``statuses`` (service status values), operational when there are none."""
     return max(statuses, key=lambda s: STATUS_SEVERITY[s], default=ServiceStatus.OPERATIONAL)
+
+
+def public_incident_titles(ids):
+    """{id: title} of the public incidents among ``ids`` (the others are left out)."""
+    if not ids:
+        return {}
+    return dict(
+        Incident.objects.filter(
+            pk__in=ids, published_at__isnull=False, is_confidential=False
+        ).values_list("pk", "title")
+    )
+
+
+def service_statuses_for_dependencies(ids):
+    """(id, (status, name)) of services a public service depends on: the name only when the
+    service is public (a private one is hurt without being named)."""
+    if not ids:
+        return []
+    return [
+        (pk, (status, name if is_public else None))
+        for pk, status, name, is_public in Service.objects.filter(pk__in=ids).values_list(
+            "pk", "status", "name", "is_public"
+        )
+    ]
+
+
+def history_incidents():
+    """Every public incident as plain values (pk, title, public_status, published_at,
+    resolved_at), newest first: the history pages list them."""
+    return (
+        Incident.objects.filter(published_at__isnull=False, is_confidential=False)
+        .order_by("-published_at", "-id")
+        .values("pk", "title", "public_status", "published_at", "resolved_at")
+    )
+
+
+def history_maintenance():
+    """Every announced maintenance window as plain values, newest first."""
+    return (
+        MaintenanceWindow.objects.exclude(status=MaintenanceStatus.CANCELLED)
+        .order_by("-scheduled_start", "-id")
+        .values("pk", "title", "status", "scheduled_start", "scheduled_end")
+    )

@@ -1,0 +1,345 @@
+"""Publishing: render every public output into ``Snapshot`` rows, and into files.
+
+``publish()`` runs in a Celery task (``statuspage.publish``), never in a request. One publish
+at a time (it locks the ``PublishState`` row for its whole transaction, so readers switch from
+one complete snapshot to the next). A change that can alter the public side asks for a publish
+after it commits (``itsm.publishing.public_side_changed``); a request sent before the start of a
+publish is covered by it and skipped, so a burst of changes costs one or two publishes.
+
+Most outputs are rendered every time (the page, the JSON, the feeds, the badges: they depend on
+everything). Incident pages, month pages of the history and services' uptime pages are many and
+rarely change, so a publish renders those whose incident or service changed since the last one;
+a full publish (beat, hourly, and after a catalog edit) renders them all and drops the outputs
+that no longer exist (an incident made confidential is then a 404 again).
+"""
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+
+from services.models import ServiceStatusInterval
+from statuspage import pages, public
+from statuspage.models import PublishState, Snapshot
+from statuspage.rollup import ensure_rolled_up, roll_up, today
+
+logger = logging.getLogger(__name__)
+
+LANGUAGES = ("en", "ro")
+HTML = "text/html; charset=utf-8"
+# A change written just before a publish started may carry an updated_at a little before its
+# commit: incident pages changed this long before the last publish are rendered again.
+CHANGE_MARGIN = timedelta(seconds=60)
+# Static files the pages link to, copied beside them for a static host.
+STATIC_FILES = ("statuspage/status.css",)
+
+
+@dataclass(frozen=True)
+class Output:
+    path: str
+    language: str
+    content_type: str
+    body: bytes
+
+
+def etag_of(body):
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def file_name(path, language):
+    """Where ``path`` is written in the published folder: ``/`` is ``index.html``,
+    ``/incidents/4/`` is ``incidents/4/index.html``, Romanian pages live under ``ro/``."""
+    name = path.lstrip("/")
+    if not name or name.endswith("/"):
+        name += "index.html"
+    return f"{language}/{name}" if language and language != "en" else name
+
+
+def url_for(path, language):
+    """The public URL of ``path`` in ``language`` (Romanian pages under /ro/)."""
+    return f"/{language}{path}" if language and language != "en" else path
+
+
+def _html(path, template, context, language):
+    context = {
+        **context,
+        "page_name": getattr(settings, "STATUS_PAGE_NAME", "Status"),
+        "lang": language,
+        "path": path,
+        "url_en": url_for(path, "en"),
+        "url_ro": url_for(path, "ro"),
+        "prefix": "/ro" if language == "ro" else "",
+    }
+    body = render_to_string(template, context).encode()
+    return Output(path, language, HTML, body)
+
+
+def _month_key(dt):
+    local = timezone.localtime(dt, pages.page_time_zone())
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+def _history_items():
+    """[(month key, item dict)] newest first: public incidents and maintenance."""
+    items = []
+    for incident in public.history_incidents():
+        items.append(
+            (
+                incident["published_at"],
+                {
+                    "kind": "incident",
+                    "pk": incident["pk"],
+                    "title": incident["title"],
+                    "status": incident["public_status"],
+                    "at": incident["published_at"],
+                    "resolved_at": incident["resolved_at"],
+                },
+            )
+        )
+    for window in public.history_maintenance():
+        items.append(
+            (
+                window["scheduled_start"],
+                {
+                    "kind": "maintenance",
+                    "pk": window["pk"],
+                    "title": window["title"],
+                    "status": window["status"],
+                    "at": window["scheduled_start"],
+                    "resolved_at": window["scheduled_end"],
+                },
+            )
+        )
+    items.sort(key=lambda pair: (pair[0], pair[1]["kind"], pair[1]["pk"]), reverse=True)
+    return [(_month_key(at), item) for at, item in items]
+
+
+def _months(items):
+    months = {}
+    for key, item in items:
+        months.setdefault(key, []).append(item)
+    return months
+
+
+def build(*, full, since, now):
+    """Every output this publish renders, and the incident ids whose pages may exist."""
+    outputs = []
+    public_ids = set(public.public_incidents().values_list("pk", flat=True))
+    changed_incidents = public.public_incidents()
+    if not full:
+        changed_incidents = changed_incidents.filter(updated_at__gte=since - CHANGE_MARGIN)
+    changed_incidents = list(changed_incidents)
+    active = list(public.active_incidents())
+    incidents = {i.pk: i for i in changed_incidents + active}
+
+    items = _history_items()
+    months = _months(items)
+    current = _month_key(now)
+    if full:
+        month_keys = set(months)
+    else:
+        month_keys = {current} | {_month_key(i.published_at) for i in incidents.values()}
+    month_order = sorted(months, reverse=True)
+
+    services = list(public.public_services())
+    if full:
+        uptime_services = services
+    else:
+        moved = set(
+            ServiceStatusInterval.objects.filter(valid_from__gte=since - CHANGE_MARGIN)
+            .values_list("service_id", flat=True)
+            .distinct()
+        ) | set(
+            ServiceStatusInterval.objects.filter(valid_to__gte=since - CHANGE_MARGIN)
+            .values_list("service_id", flat=True)
+            .distinct()
+        )
+        uptime_services = [s for s in services if s.pk in moved]
+
+    for language in LANGUAGES:
+        with translation.override(language):
+            outputs.append(
+                _html("/", "statuspage/index.html", pages.index_context(now=now), language)
+            )
+            for incident in incidents.values():
+                outputs.append(
+                    _html(
+                        f"/incidents/{incident.pk}/",
+                        "statuspage/incident.html",
+                        {"incident": pages.incident_view(incident, now=now)},
+                        language,
+                    )
+                )
+            outputs.append(
+                _html(
+                    "/history/",
+                    "statuspage/history.html",
+                    {
+                        "months": [(k, months[k]) for k in month_order[:3]],
+                        "older": month_order[3:],
+                        "month": None,
+                    },
+                    language,
+                )
+            )
+            for key in month_keys & set(months):
+                outputs.append(
+                    _html(
+                        f"/history/{key}/",
+                        "statuspage/history.html",
+                        {"months": [(key, months[key])], "older": month_order, "month": key},
+                        language,
+                    )
+                )
+            for service, year in pages.uptime_years(uptime_services, now=now):
+                outputs.append(
+                    _html(
+                        f"/uptime/{service['slug']}/",
+                        "statuspage/uptime.html",
+                        {"service": service, "months": year},
+                        language,
+                    )
+                )
+    outputs.extend(extra_outputs(services=services, now=now))
+    keep_prefixes = {
+        "/incidents/": {f"/incidents/{pk}/" for pk in public_ids},
+        "/history/": {"/history/"} | {f"/history/{k}/" for k in months},
+        "/uptime/": {f"/uptime/{s.slug}/" for s in services},
+    }
+    return outputs, keep_prefixes
+
+
+def extra_outputs(*, services, now):
+    """The outputs in no language (JSON, feeds, calendar, badges); see ``statuspage.outputs``."""
+    from statuspage import outputs as more  # the builders of machine-readable outputs
+
+    return more.build(services=services, now=now)
+
+
+def _kept(path, produced, keep_prefixes):
+    if path in produced:
+        return True
+    for prefix, allowed in keep_prefixes.items():
+        if path.startswith(prefix):
+            return path in allowed
+    return False
+
+
+def publish(*, requested_at=None, full=False, now=None):
+    """Publish unless a publish that started after ``requested_at`` covered it. Returns the
+    number of outputs that changed, or None when skipped."""
+    started = timezone.now()  # before the lock: every commit before it is visible below
+    PublishState.objects.get_or_create(pk=1)
+    with transaction.atomic():
+        state = PublishState.objects.select_for_update().get(pk=1)
+        if requested_at is not None and state.started_at and requested_at < state.started_at:
+            return None
+        now = now or timezone.now()
+        full = full or state.full_at is None
+        since = state.started_at or now
+        ensure_rolled_up(now=now)
+        roll_up(today(now), today(now), now=now)
+        outputs, keep_prefixes = build(full=full, since=since, now=now)
+
+        existing = {
+            (path, language): (pk, etag)
+            for pk, path, language, etag in Snapshot.objects.values_list(
+                "pk", "path", "language", "etag"
+            )
+        }
+        produced = {o.path for o in outputs}
+        create, update, written = [], [], []
+        for output in outputs:
+            etag = etag_of(output.body)
+            found = existing.get((output.path, output.language))
+            if found and found[1] == etag:
+                continue
+            row = Snapshot(
+                path=output.path,
+                language=output.language,
+                content_type=output.content_type,
+                body=output.body,
+                etag=etag,
+                modified_at=now,
+            )
+            if found:
+                row.pk = found[0]
+                update.append(row)
+            else:
+                create.append(row)
+            written.append(output)
+        gone = [
+            (pk, path, language)
+            for (path, language), (pk, _etag) in existing.items()
+            if not _kept(path, produced, keep_prefixes)
+        ]
+        Snapshot.objects.bulk_create(create, batch_size=500)
+        Snapshot.objects.bulk_update(
+            update, ["content_type", "body", "etag", "modified_at"], batch_size=500
+        )
+        Snapshot.objects.filter(pk__in=[pk for pk, _p, _l in gone]).delete()
+        state.started_at = started
+        state.finished_at = timezone.now()
+        if full:
+            state.full_at = started
+        state.save()
+        removed = [(path, language) for _pk, path, language in gone]
+        transaction.on_commit(lambda: write_files(written, removed, everything=full))
+    return len(written) + len(gone)
+
+
+# --- the published folder ----------------------------------------------------------------
+
+
+def published_dir():
+    folder = getattr(settings, "STATUS_PAGE_DIR", "")
+    return Path(folder) if folder else None
+
+
+def _write_atomically(target, body):
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(body)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)  # a reader sees the old file or the new one, never half
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_files(written, removed, *, everything=False):
+    """Mirror the snapshot into STATUS_PAGE_DIR: changed outputs, removed ones, and on a full
+    publish every output (so a folder that was wiped or lost writes comes back whole)."""
+    folder = published_dir()
+    if folder is None:
+        return
+    try:
+        if everything:
+            written = [
+                Output(s.path, s.language, s.content_type, bytes(s.body))
+                for s in Snapshot.objects.all().iterator()
+            ]
+            for name in STATIC_FILES:
+                source = finders.find(name)
+                if source:
+                    target = folder / "static" / name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(source, target)
+        for output in written:
+            _write_atomically(folder / file_name(output.path, output.language), output.body)
+        for path, language in removed:
+            (folder / file_name(path, language)).unlink(missing_ok=True)
+    except OSError:
+        logger.exception("could not write the published status page to %s", folder)
