@@ -59,7 +59,7 @@ class ServiceRow:
 
 
 def status_label(status):
-    return ServiceStatus(status).label
+    return str(ServiceStatus(status).label)
 
 
 def dependency_notes(services):

@@ -1,0 +1,220 @@
+"""The public pages, served from the published snapshot."""
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from incidents import workflow
+from services import workflow as catalog
+from services.models import CauseKind, ServiceGroup, ServiceStatus
+from statuspage.models import PublishState, Snapshot
+from statuspage.publish import publish
+from tests.factories import AGENT_GROUP, SECURITY_GROUP, ServiceFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_reads(settings, tmp_path):
+    settings.STATUS_PAGE_READ_CACHE_SECONDS = 0
+    settings.STATUS_PAGE_DIR = str(tmp_path / "public")
+
+
+@pytest.fixture
+def agent():
+    return UserFactory(username="agent", groups=[AGENT_GROUP])
+
+
+def published(agent, title, services, body="We are investigating."):
+    incident = workflow.create_incident(actor=agent, title=title, services=services)
+    workflow.post_update(
+        incident, actor=agent, body=body, is_public=True, public_status="investigating"
+    )
+    return incident
+
+
+def test_the_page_shows_banner_services_by_group_and_active_incidents(client, agent):
+    payments = ServiceGroup.objects.create(name="Payments", display_order=1)
+    card = ServiceFactory(name="Card payments", slug="card", group=payments)
+    ServiceFactory(name="Website", slug="website")
+    incident = published(agent, "Card payments fail", {card: ServiceStatus.MAJOR_OUTAGE})
+    workflow.post_update(incident, actor=agent, body="work note: restarted pod-7")
+    publish()
+
+    response = client.get("/")
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Major outage" in page
+    assert page.index("Payments") < page.index("Card payments</span>")
+    assert "Card payments fail" in page and "We are investigating." in page
+    assert "pod-7" not in page
+    assert f'href="/incidents/{incident.pk}/"' in page
+
+
+def test_an_incident_page_and_404s_that_look_alike(client, agent):
+    web = ServiceFactory(name="Website", slug="website")
+    shown = published(agent, "Website slow", {web: ServiceStatus.DEGRADED_PERFORMANCE})
+    hidden = workflow.create_incident(actor=agent, title="Unpublished", services=[web])
+    security = UserFactory(username="sec", groups=[SECURITY_GROUP])
+    secret = workflow.create_incident(
+        actor=security, title="Secret breach", services=[web], is_confidential=True
+    )
+    workflow.post_update(
+        secret, actor=security, body="Trouble.", is_public=True, public_status="identified"
+    )
+    publish()
+
+    page = client.get(f"/incidents/{shown.pk}/")
+    assert page.status_code == 200
+    assert "Website slow" in page.content.decode() and "Website" in page.content.decode()
+    bodies = {client.get(f"/incidents/{pk}/").content for pk in (hidden.pk, secret.pk, 999999)}
+    assert {client.get(f"/incidents/{hidden.pk}/").status_code} == {404}
+    assert len(bodies) == 1  # unpublished, confidential and missing look the same
+    assert b"Secret breach" not in b"".join(bodies)
+
+
+def test_readers_get_etag_last_modified_and_a_304(client, agent):
+    ServiceFactory(name="Website", slug="website")
+    publish()
+    first = client.get("/")
+    assert first["Cache-Control"].startswith("public, max-age=")
+    again = client.get("/", headers={"if-none-match": first["ETag"]})
+    assert again.status_code == 304
+    since = client.get("/", headers={"if-modified-since": first["Last-Modified"]})
+    assert since.status_code == 304
+
+
+def test_a_reader_runs_one_query_whatever_the_page_holds(client, agent, django_assert_num_queries):
+    services = [ServiceFactory(name=f"Service {n}", slug=f"s{n}") for n in range(5)]
+    for n in range(3):
+        published(agent, f"Trouble {n}", {services[n]: ServiceStatus.PARTIAL_OUTAGE})
+    publish()
+    with django_assert_num_queries(1):
+        assert client.get("/").status_code == 200
+
+
+def test_a_change_shows_after_the_next_publish_and_unchanged_pages_keep_their_etag(client, agent):
+    web = ServiceFactory(name="Website", slug="website")
+    incident = published(agent, "Website slow", {web: ServiceStatus.DEGRADED_PERFORMANCE})
+    publish()
+    before = client.get(f"/incidents/{incident.pk}/")["ETag"]
+    index_before = client.get("/")["ETag"]
+    publish()
+    assert client.get(f"/incidents/{incident.pk}/")["ETag"] == before
+    workflow.post_update(
+        incident, actor=agent, body="Fixed a cache.", is_public=True, public_status="monitoring"
+    )
+    publish()
+    assert "Fixed a cache." in client.get(f"/incidents/{incident.pk}/").content.decode()
+    assert client.get("/")["ETag"] != index_before
+
+
+def test_an_incident_made_confidential_disappears(client, agent):
+    web = ServiceFactory(name="Website", slug="website")
+    incident = published(agent, "Website down", {web: ServiceStatus.MAJOR_OUTAGE})
+    publish()
+    assert client.get(f"/incidents/{incident.pk}/").status_code == 200
+    security = UserFactory(username="sec", groups=[SECURITY_GROUP])
+    incident.refresh_from_db()
+    workflow.edit(
+        incident,
+        actor=security,
+        expected_version=incident.version,
+        changes={"is_confidential": True},
+    )
+    publish()
+    assert client.get(f"/incidents/{incident.pk}/").status_code == 404
+    assert "Website down" not in client.get("/").content.decode()
+
+
+def test_a_service_hurt_through_a_dependency_says_so_unless_pinned(client, agent):
+    payments = ServiceFactory(name="Payments", slug="payments")
+    checkout = ServiceFactory(name="Checkout", slug="checkout")
+    ledger = ServiceFactory(name="Ledger", slug="ledger", is_public=False)
+    reports = ServiceFactory(name="Reports", slug="reports")
+    catalog.add_dependency(service=checkout, depends_on=payments)
+    catalog.add_dependency(service=reports, depends_on=ledger)
+    published(agent, "Payments down", {payments: ServiceStatus.MAJOR_OUTAGE})
+    workflow.create_incident(
+        actor=agent, title="Ledger slow", services={ledger: ServiceStatus.PARTIAL_OUTAGE}
+    )
+    publish()
+    page = client.get("/").content.decode()
+    assert "Degraded performance: depends on Payments" in page
+    assert "depends on a service that is impaired" in page
+    assert "Ledger" not in page
+
+    catalog.set_service_status(checkout, status=ServiceStatus.OPERATIONAL, pinned=True)
+    publish()
+    assert "depends on Payments" not in client.get("/").content.decode()
+
+
+def test_the_uptime_bar_shows_a_days_outage_minutes_and_incident(client, agent):
+    web = ServiceFactory(name="Website", slug="website")
+    web.created_at = timezone.now() - dt.timedelta(days=10)
+    web.save()
+    incident = published(agent, "Website down", {web: ServiceStatus.MAJOR_OUTAGE})
+    workflow.resolve(incident, actor=agent, code="fixed", notes="ok")
+    yesterday_noon = (timezone.now() - dt.timedelta(days=1)).replace(
+        hour=12, minute=0, second=0, microsecond=0
+    )
+    cause = (CauseKind.INCIDENT, incident.pk)
+    catalog.rebuild_status_history(now=yesterday_noon - dt.timedelta(days=5))
+    catalog.set_impacts(cause, {web.pk: ServiceStatus.MAJOR_OUTAGE}, at=yesterday_noon)
+    catalog.end_impacts(cause, at=yesterday_noon + dt.timedelta(minutes=30))
+    publish(full=True)
+
+    page = client.get("/").content.decode()
+    label = re.search(r'class="day st-major_outage" tabindex="0" aria-label="([^"]+)"', page)
+    assert label, "yesterday is red"
+    assert "30 minutes of outage" in label.group(1) and "Website down" in label.group(1)
+    assert "uptime" in page
+    uptime = client.get("/uptime/website/")
+    assert uptime.status_code == 200 and "Uptime by month" in uptime.content.decode()
+
+
+def test_the_romanian_page(client, agent):
+    ServiceFactory(name="Website", slug="website")
+    publish()
+    page = client.get("/ro/").content.decode()
+    assert '<html lang="ro">' in page
+    assert "Website" in page
+
+
+def test_the_history_lists_incidents_by_month(client, agent):
+    web = ServiceFactory(name="Website", slug="website")
+    incident = published(agent, "Website down", {web: ServiceStatus.MAJOR_OUTAGE})
+    publish()
+    page = client.get("/history/").content.decode()
+    month = timezone.now().strftime("%Y-%m")
+    assert "Website down" in page and month in page
+    assert "Website down" in client.get(f"/history/{month}/").content.decode()
+    assert f"/incidents/{incident.pk}/" in page
+
+
+def test_every_output_is_written_to_the_folder(settings, agent):
+    web = ServiceFactory(name="Website", slug="website")
+    incident = published(agent, "Website down", {web: ServiceStatus.MAJOR_OUTAGE})
+    from django.test import TestCase
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        publish()
+    folder = Path(settings.STATUS_PAGE_DIR)
+    assert "Website down" in (folder / "index.html").read_text()
+    assert (folder / f"incidents/{incident.pk}/index.html").exists()
+    assert (folder / "ro/index.html").exists()
+    assert (folder / "static/statuspage/status.css").exists()
+    assert not list(folder.rglob(".tmp-*"))
+
+
+def test_a_publish_asked_for_before_the_last_one_started_is_skipped(agent):
+    ServiceFactory(name="Website", slug="website")
+    asked = timezone.now()
+    publish()
+    assert publish(requested_at=asked) is None
+    later = PublishState.objects.get().started_at + dt.timedelta(seconds=1)
+    assert publish(requested_at=later) is not None
+    assert Snapshot.objects.filter(path="/").count() == 2  # en and ro
