@@ -188,9 +188,9 @@ class _Builder:
     def incident(self, incident, caused):
         incident_id = f"inc-{incident.pk}"
         is_open = incident.state in OPEN_STATES
-        status = incident.public_status or PublicStatus.INVESTIGATING
+        status = str(incident.public_status or PublicStatus.INVESTIGATING)
         if not is_open:
-            status = PublicStatus.RESOLVED
+            status = str(PublicStatus.RESOLVED)
         updates = [self._update(u, incident_id, status) for u in incident.public_updates]
         monitoring = [
             u.created_at for u in incident.public_updates if u.public_status == "monitoring"
@@ -211,7 +211,12 @@ class _Builder:
             "started_at": self.ts(incident.opened_at),
             "page_id": self.page["id"],
             "incident_updates": updates,
-            "components": [self.component_of[s.pk] for s in incident.public_services],
+            # A service made public after the services were read is left out, not an error.
+            "components": [
+                self.component_of[s.pk]
+                for s in incident.public_services
+                if s.pk in self.component_of
+            ],
             "reminder_intervals": None,
         }
 
