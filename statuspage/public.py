@@ -14,9 +14,11 @@ from django.utils import timezone
 from incidents.models import OPEN_STATES, Incident, IncidentUpdate
 from services.models import (
     STATUS_SEVERITY,
+    CauseKind,
     MaintenanceStatus,
     MaintenanceWindow,
     Service,
+    ServiceImpact,
     ServiceStatus,
 )
 
@@ -165,3 +167,32 @@ def history_maintenance():
         .order_by("-scheduled_start", "-id")
         .values("pk", "title", "status", "scheduled_start", "scheduled_end")
     )
+
+
+def incident_impacts(incident_ids):
+    """{incident id: the statuses it caused on public services}, past and present impacts
+    alike (a resolved incident keeps the impact it had). One query."""
+    caused = {}
+    rows = ServiceImpact.objects.filter(
+        cause_kind=CauseKind.INCIDENT, cause_id__in=list(incident_ids), service__is_public=True
+    ).values_list("cause_id", "status")
+    for cause_id, status in rows:
+        caused.setdefault(cause_id, []).append(status)
+    return caused
+
+
+def maintenance_times(window_ids):
+    """{window id: (first start, last end or None while one is open)} of the windows' impacts
+    on public services: when maintenance really began and ended. One query."""
+    times = {}
+    rows = ServiceImpact.objects.filter(
+        cause_kind=CauseKind.MAINTENANCE, cause_id__in=list(window_ids), service__is_public=True
+    ).values_list("cause_id", "valid_from", "valid_to")
+    for cause_id, start, end in rows:
+        if cause_id not in times:
+            times[cause_id] = (start, end)
+            continue
+        first, last = times[cause_id]
+        still_open = last is None or end is None
+        times[cause_id] = (min(first, start), None if still_open else max(last, end))
+    return times
