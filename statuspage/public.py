@@ -8,7 +8,7 @@ public updates and their public services; maintenance that is not cancelled. Int
 public side, so a template cannot show them by mistake.
 """
 
-from django.db.models import Prefetch, Q
+from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 
 from incidents.models import OPEN_STATES, Incident, IncidentUpdate
@@ -53,7 +53,14 @@ def public_services():
         Service.objects.filter(is_public=True)
         .select_related("group")
         .only(*SERVICE_FIELDS, "group__name", "group__display_order")
-        .order_by("group__display_order", "group__name", "display_order", "name", "id")
+        # Grouped services first, on SQLite too (it sorts NULL first, PostgreSQL last).
+        .order_by(
+            F("group__display_order").asc(nulls_last=True),
+            F("group__name").asc(nulls_last=True),
+            "display_order",
+            "name",
+            "id",
+        )
     )
 
 

@@ -218,3 +218,19 @@ def test_a_publish_asked_for_before_the_last_one_started_is_skipped(agent):
     later = PublishState.objects.get().started_at + dt.timedelta(seconds=1)
     assert publish(requested_at=later) is not None
     assert Snapshot.objects.filter(path="/").count() == 2  # en and ro
+
+
+def test_the_statuspage_json_is_served_with_cors(client, agent):
+    web = ServiceFactory(name="Website", slug="website")
+    published(agent, "Website down", {web: ServiceStatus.MAJOR_OUTAGE})
+    publish()
+    response = client.get("/api/v2/summary.json")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response["Access-Control-Allow-Origin"] == "*"
+    summary = response.json()
+    assert summary["page"]["name"]
+    assert [c["name"] for c in summary["components"]] == ["Website"]
+    assert summary["incidents"][0]["name"] == "Website down"
+    assert client.get("/api/v2/incidents/unresolved.json").status_code == 200
+    assert client.get("/api/v2/nothing.json").status_code == 404
