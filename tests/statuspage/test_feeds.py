@@ -179,6 +179,21 @@ def test_the_feed_keeps_the_fifty_most_recent(agent, catalog):
     assert parsed.entries[-1].title == "Blip 2"
 
 
+def test_the_feed_reads_a_constant_number_of_queries(agent, catalog, django_assert_num_queries):
+    def feed_queries():
+        # The service; incidents, their public updates and services; maintenance, its services.
+        with django_assert_num_queries(6) as ctx:
+            feeds.history_feed("atom", site_url=SITE, service="website")
+        return len(ctx.captured_queries)
+
+    published(agent, "Blip", [catalog["web"]], at=T0)
+    window("Web work", T0, 1, services=[catalog["web"]])
+    few = feed_queries()
+    for n in range(20):
+        published(agent, f"Blip {n}", [catalog["web"]], at=T0 + dt.timedelta(minutes=n))
+    assert feed_queries() == few
+
+
 # --- the maintenance calendar -------------------------------------------------------------------
 
 NOW = dt.datetime(2025, 6, 15, 12, 0, tzinfo=dt.UTC)
@@ -250,6 +265,7 @@ def test_the_calendar_has_upcoming_running_and_recent_maintenance(maintenance):
     assert str(upgrade["STATUS"]) == "CONFIRMED"
     assert str(upgrade["DESCRIPTION"]) == "Mail may queue.\n\nAffected services: Mail & <Chat>"
     assert int(upgrade["SEQUENCE"]) == 0
+    assert "DESCRIPTION" not in found[1]  # nothing public to say about the network work
 
 
 def test_the_calendar_is_the_same_across_builds(maintenance):
