@@ -199,7 +199,7 @@ def _event(window, *, site_url, host):
         event.add("description", description)
     event.add("url", f"{site_url}/history/#maintenance-{window.pk}")
     event.add("status", "CONFIRMED")
-    # MaintenanceWindow keeps no edit time to grow a sequence from: see the module's report.
+    # MaintenanceWindow stores no edit time, so there is nothing to grow a sequence from yet.
     event.add("sequence", 0)
     if names:
         event.add("categories", list(names))
