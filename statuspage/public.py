@@ -8,6 +8,8 @@ public updates and their public services; maintenance that is not cancelled. Int
 public side, so a template cannot show them by mistake.
 """
 
+import datetime as dt
+
 from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 
@@ -64,6 +66,11 @@ def public_services():
     )
 
 
+def public_service(slug):
+    """The public service ``slug``, or None: a private service looks the same as a missing one."""
+    return public_services().filter(slug=slug).first()
+
+
 def _public_updates():
     return IncidentUpdate.objects.filter(is_public=True).only(
         "id", "incident_id", "created_at", "public_status", "body"
@@ -86,6 +93,11 @@ def public_incidents():
         )
         .order_by("-published_at", "-id")
     )
+
+
+def incidents_touching(service):
+    """Public incidents that affected ``service``, newest first; none when it is not public."""
+    return public_incidents().filter(services=service, services__is_public=True)
 
 
 def active_incidents():
@@ -112,6 +124,26 @@ def public_maintenance():
             )
         )
         .order_by("-scheduled_start", "-id")
+    )
+
+
+def maintenance_touching(service):
+    """Announced maintenance of ``service``, newest first; none when it is not public."""
+    return public_maintenance().filter(services=service, services__is_public=True)
+
+
+def calendar_maintenance(now=None, *, completed_within=dt.timedelta(days=30)):
+    """Maintenance for a calendar, in start order: scheduled and in progress, and what ended
+    within ``completed_within`` (so a subscriber's calendar keeps the recent past)."""
+    now = now or timezone.now()
+    return (
+        public_maintenance()
+        .filter(
+            Q(status=MaintenanceStatus.IN_PROGRESS)
+            | Q(status=MaintenanceStatus.SCHEDULED, scheduled_end__gt=now - completed_within)
+            | Q(status=MaintenanceStatus.COMPLETED, scheduled_end__gt=now - completed_within)
+        )
+        .order_by("scheduled_start", "id")
     )
 
 

@@ -97,3 +97,49 @@ def test_the_overall_status_is_the_worst():
         public.overall_status([ServiceStatus.DEGRADED_PERFORMANCE, ServiceStatus.MAJOR_OUTAGE])
         == ServiceStatus.MAJOR_OUTAGE
     )
+
+
+def test_a_private_service_touches_nothing_public(agent):
+    web = ServiceFactory(name="Website", slug="website")
+    ledger = ServiceFactory(name="Internal ledger", slug="ledger", is_public=False)
+    published(
+        agent, "Both down", {web: ServiceStatus.MAJOR_OUTAGE, ledger: ServiceStatus.MAJOR_OUTAGE}
+    )
+    now = dt.datetime.now(dt.UTC)
+    window = MaintenanceWindow.objects.create(
+        title="Ledger and web work",
+        scheduled_start=now + dt.timedelta(hours=1),
+        scheduled_end=now + dt.timedelta(hours=2),
+    )
+    window.services.add(web, ledger)
+
+    assert public.public_service("ledger") is None
+    assert public.public_service("website") == web
+    assert list(public.incidents_touching(ledger)) == []
+    assert list(public.maintenance_touching(ledger)) == []
+    assert [i.title for i in public.incidents_touching(web)] == ["Both down"]
+    assert [m.title for m in public.maintenance_touching(web)] == ["Ledger and web work"]
+
+
+def test_the_calendar_keeps_a_month_of_ended_maintenance():
+    now = dt.datetime(2025, 6, 15, 12, tzinfo=dt.UTC)
+
+    def window(title, days_ago, status):
+        start = now - dt.timedelta(days=days_ago)
+        MaintenanceWindow.objects.create(
+            title=title,
+            scheduled_start=start,
+            scheduled_end=start + dt.timedelta(hours=1),
+            status=status,
+        )
+
+    window("Ended 29 days ago", 29, MaintenanceStatus.COMPLETED)
+    window("Ended 31 days ago", 31, MaintenanceStatus.COMPLETED)
+    window("Overrunning", 45, MaintenanceStatus.IN_PROGRESS)
+    window("Tomorrow", -1, MaintenanceStatus.SCHEDULED)
+    window("Called off", -1, MaintenanceStatus.CANCELLED)
+    assert [m.title for m in public.calendar_maintenance(now)] == [
+        "Overrunning",
+        "Ended 29 days ago",
+        "Tomorrow",
+    ]
