@@ -10,7 +10,7 @@ public side, so a template cannot show them by mistake.
 
 import datetime as dt
 
-from django.db.models import F, Prefetch, Q
+from django.db.models import Exists, F, OuterRef, Prefetch, Q
 from django.utils import timezone
 
 from incidents.models import OPEN_STATES, Incident, IncidentUpdate
@@ -111,11 +111,20 @@ def public_incident(pk):
     return public_incidents().filter(pk=pk).first()
 
 
+def _announced_maintenance():
+    """Windows not cancelled that touch a public service or no service at all: a window on
+    private services only is internal work, its title included."""
+    links = MaintenanceWindow.services.through.objects.filter(maintenancewindow=OuterRef("pk"))
+    return MaintenanceWindow.objects.exclude(status=MaintenanceStatus.CANCELLED).filter(
+        Exists(links.filter(service__is_public=True)) | ~Exists(links)
+    )
+
+
 def public_maintenance():
-    """Maintenance that is or was announced (not cancelled), newest first, with its public
-    services (``public_services``)."""
+    """Maintenance that is or was announced (not cancelled, see ``_announced_maintenance``),
+    newest first, with its public services (``public_services``)."""
     return (
-        MaintenanceWindow.objects.exclude(status=MaintenanceStatus.CANCELLED)
+        _announced_maintenance()
         .prefetch_related(
             Prefetch(
                 "services",
@@ -202,7 +211,7 @@ def history_incidents():
 def history_maintenance():
     """Every announced maintenance window as plain values, newest first."""
     return (
-        MaintenanceWindow.objects.exclude(status=MaintenanceStatus.CANCELLED)
+        _announced_maintenance()
         .order_by("-scheduled_start", "-id")
         .values("pk", "title", "status", "scheduled_start", "scheduled_end")
     )
