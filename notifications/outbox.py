@@ -120,8 +120,9 @@ ORDER BY id LIMIT %s
 """
 
 # One row per mailbox of a chunk that may hear from us: active, in an active organisation (or
-# in none: a public subscriber of the status page), not opted out. Keyed by the normalised address, so a mailbox that is a contact of two
-# organisations, or appears in two letter cases, gets one message (the lowest contact id's).
+# in none: a public subscriber of the status page), not opted out. Keyed by the normalised
+# address, so a mailbox that is a contact of two organisations, or appears in two letter cases,
+# gets one message (the lowest contact id's).
 # ON CONFLICT DO NOTHING: a re-run, a second expander or that second contact writes nothing.
 _EMAIL_INSERT_SQL = """
 INSERT INTO {notification} ({columns})
