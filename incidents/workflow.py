@@ -564,7 +564,8 @@ def create_incident(
     statuses = _normalise_services(services)
     if contact is not None and organization is None:
         organization = contact.organization
-    if contact is not None and contact.organization_id != organization.pk:
+    # A public subscriber (a contact without an organisation) reports for nobody.
+    if contact is not None and (organization is None or contact.organization_id != organization.pk):
         raise WorkflowError(_("The contact does not belong to the reporting organisation."))
     with transaction.atomic():
         incident = Incident.objects.create(

@@ -44,6 +44,7 @@ from notifications.channels import (
     get_channel,
 )
 from notifications.models import (
+    REQUESTED_KINDS,
     ChannelCircuit,
     Notification,
     NotificationEvent,
@@ -199,11 +200,14 @@ def _unwanted(event):
         Q(contact__isnull=False, contact__is_active=False)
         | Q(contact__isnull=False, contact__organization__is_active=False)
         | (Q(contact_id__isnull=False) & contact_gone)  # deleted without the ORM's cascade
-        | Q(channel="email", contact__email_opt_out__isnull=False)
         | Q(subscription__isnull=False, subscription__is_active=False)
         | Q(subscription__organization__is_active=False)
         | Q(user__isnull=False, user__is_active=False)
     )
+    if event.kind not in REQUESTED_KINDS:
+        # A message its recipient has just asked for (a subscription confirmation) goes even
+        # to an address that once unsubscribed: its owner is asking again.
+        unwanted |= Q(channel="email", contact__email_opt_out__isnull=False)
     services = [int(pk) for pk in (event.audience or {}).get("services", [])]
     organization = (event.audience or {}).get("organization")
     if services or organization:

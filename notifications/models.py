@@ -23,11 +23,16 @@ class EventKind(models.TextChoices):
     SLA_BREACH = "sla_breach", _("SLA breach")
     ESCALATION = "escalation", _("Escalation")
     ASSIGNMENT = "assignment", _("Assignment")
+    SUBSCRIPTION_CONFIRMATION = "subscription_confirmation", _("Subscription confirmation")
 
 
 INCIDENT_KINDS = frozenset(
     {EventKind.INCIDENT_PUBLISHED, EventKind.INCIDENT_UPDATED, EventKind.INCIDENT_RESOLVED}
 )
+# Messages to one contact who has just asked for them (the status page's double opt-in): sent
+# even to an address that once unsubscribed, since its owner asks again (the asking is rate
+# limited), and carrying the one-click unsubscribe like every customer email.
+REQUESTED_KINDS = frozenset({EventKind.SUBSCRIPTION_CONFIRMATION})
 MAINTENANCE_KINDS = frozenset(
     {
         EventKind.MAINTENANCE_SCHEDULED,

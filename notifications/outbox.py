@@ -38,6 +38,7 @@ from notifications.delivery import MAX_TASK_COPIES, ROWS_PER_TASK
 from notifications.models import (
     INCIDENT_KINDS,
     MAINTENANCE_KINDS,
+    REQUESTED_KINDS,
     EmailOptOut,
     EventKind,
     Notification,
@@ -118,17 +119,18 @@ SELECT id FROM (
 ORDER BY id LIMIT %s
 """
 
-# One row per mailbox of a chunk that may hear from us: active, in an active organisation, not
-# opted out. Keyed by the normalised address, so a mailbox that is a contact of two
-# organisations, or appears in two letter cases, gets one message (the lowest contact id's).
+# One row per mailbox of a chunk that may hear from us: active, in an active organisation (or
+# in none: a public subscriber of the status page), not opted out. Keyed by the normalised
+# address, so a mailbox that is a contact of two organisations, or appears in two letter cases,
+# gets one message (the lowest contact id's).
 # ON CONFLICT DO NOTHING: a re-run, a second expander or that second contact writes nothing.
 _EMAIL_INSERT_SQL = """
 INSERT INTO {notification} ({columns})
 SELECT %s, 'email', 'email:' || LOWER(TRIM(c.email)), c.id, NULL, c.email, c.language,
        'pending', 0, %s, %s, '', ''
 FROM {contact} c
-JOIN {organization} o ON o.id = c.organization_id
-WHERE c.id {in_ids} AND c.is_active AND o.is_active
+LEFT JOIN {organization} o ON o.id = c.organization_id
+WHERE c.id {in_ids} AND c.is_active AND (c.organization_id IS NULL OR o.is_active)
   AND NOT EXISTS (SELECT 1 FROM {optout} x WHERE x.contact_id = c.id)
 ORDER BY c.id
 ON CONFLICT DO NOTHING
@@ -423,6 +425,32 @@ def cancel_for_subject(kind, subject_id, *, reason):
     )
 
 
+def notify_contact(*, kind, key, contact, payload, language=None):
+    """Queue one message that ``contact`` has just asked for (a subscription confirmation):
+    one row, written here in the caller's transaction and delivered on commit, like a staff
+    message, but to a contact, so it carries the one-click unsubscribe. ``key`` names the
+    happening (calling twice queues it once). Returns the new event, or None when ``key`` was
+    queued already."""
+    if kind not in REQUESTED_KINDS:
+        raise ValueError(f"not a requested message kind: {kind}")
+    event = _record_event(kind=kind, key=f"contact:{key}", payload={**payload, "kind": str(kind)})
+    if event is None:
+        return None
+    NotificationEvent.objects.filter(pk=event.pk).update(delivery_dispatched_at=event.created_at)
+    Notification.objects.create(
+        event=event,
+        channel=Channel.EMAIL,
+        recipient_key=f"email:{contact.email.strip().lower()}",
+        contact=contact,
+        address=contact.email,
+        language=language or contact.language,
+        status=NotificationStatus.PENDING,
+        next_attempt_at=event.created_at,
+    )
+    _deliver_on_commit(event, 1)
+    return event
+
+
 def _group_addresses(groups):
     """(recipient key, user, address) for each group: the team's own address when it has one,
     else its active members with an email."""
@@ -649,6 +677,7 @@ __all__ = [
     "enqueue_customer_event",
     "enqueue_maintenance_event",
     "expand_event",
+    "notify_contact",
     "notify_staff",
     "notify_staff_batch",
     "StaffMessage",

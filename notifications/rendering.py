@@ -6,7 +6,7 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from notifications.models import INCIDENT_KINDS, MAINTENANCE_KINDS, EventKind
+from notifications.models import INCIDENT_KINDS, MAINTENANCE_KINDS, REQUESTED_KINDS, EventKind
 
 # Stands in for the recipient's unsubscribe URL until the message is addressed. Only URL-safe
 # characters, so it survives HTML escaping unchanged.
@@ -47,6 +47,14 @@ def render_email(kind, payload, language, *, unsubscribe_url=UNSUBSCRIBE_PLACEHO
                 "language": language,
             }
             prefix = "notifications/email/customer"
+        elif kind in REQUESTED_KINDS:
+            context = {
+                "kind": kind,
+                "p": payload,
+                "unsubscribe_url": unsubscribe_url,
+                "language": language,
+            }
+            prefix = "notifications/email/subscription"
         else:
             context = {"kind": kind, "p": payload, "language": language}
             prefix = "notifications/email/staff"

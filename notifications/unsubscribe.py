@@ -70,8 +70,21 @@ def unsubscribe_contact(contact):
     return contact
 
 
+def clear_opt_out(contact):
+    """Lift ``contact``'s opt-out: its owner asked again and confirmed by email (the status
+    page's double opt-in). Idempotent."""
+    EmailOptOut.objects.filter(contact=contact).delete()
+
+
 def is_opted_out(contact_id):
     return EmailOptOut.objects.filter(contact_id=contact_id).exists()
 
 
-__all__ = ["LinkExpired", "make_token", "read_token", "unsubscribe_url", "unsubscribe_contact"]
+__all__ = [
+    "LinkExpired",
+    "clear_opt_out",
+    "make_token",
+    "read_token",
+    "unsubscribe_url",
+    "unsubscribe_contact",
+]

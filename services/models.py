@@ -8,6 +8,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -344,11 +345,17 @@ class Organization(models.Model):
 
 
 class Contact(models.Model):
+    """A person we may email: a customer organisation's contact, or (no organisation) a member
+    of the public who subscribed on the status page and confirmed by email (``confirmed_at``)."""
+
     organization = models.ForeignKey(
         Organization,
+        null=True,
+        blank=True,
         on_delete=models.CASCADE,
         related_name="contacts",
         verbose_name=_("organisation"),
+        help_text=_("Empty for a public subscriber from the status page."),
     )
     name = models.CharField(_("name"), max_length=150)
     email = models.EmailField(_("email"))
@@ -356,6 +363,9 @@ class Contact(models.Model):
         _("preferred language"), max_length=5, choices=Language.choices, default=Language.EN
     )
     is_active = models.BooleanField(_("active"), default=True)
+    # When a public subscriber clicked the confirmation link (double opt-in): the record of
+    # consent. Empty for an organisation's contacts, whom staff enter.
+    confirmed_at = models.DateTimeField(_("subscription confirmed"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -365,7 +375,13 @@ class Contact(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "email"], name="unique_contact_email_per_org"
-            )
+            ),
+            # One public subscriber per mailbox, whatever the letter case.
+            models.UniqueConstraint(
+                Lower("email"),
+                condition=models.Q(organization__isnull=True),
+                name="unique_public_contact_email",
+            ),
         ]
 
     def __str__(self):
