@@ -125,7 +125,7 @@ def _tag_uri(site_url, moment, specific):
 
 
 def _site_name(site_url):
-    return getattr(settings, "STATUSPAGE_NAME", "") or urlsplit(site_url).hostname or site_url
+    return getattr(settings, "STATUS_PAGE_NAME", "") or urlsplit(site_url).hostname or site_url
 
 
 def history_feed(kind, *, site_url, service=None):

@@ -29,6 +29,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from services.models import ServiceStatusInterval
+from statuspage import outputs as machine_outputs
 from statuspage import pages, public
 from statuspage.models import PublishState, Snapshot
 from statuspage.rollup import ensure_rolled_up, roll_up, today
@@ -210,20 +211,24 @@ def build(*, full, since, now):
                         language,
                     )
                 )
-    outputs.extend(extra_outputs(services=services, now=now))
+    touched = {s.pk for i in incidents.values() for s in i.public_services}
+    feed_services = (
+        services if full else [s for s in services if s.pk in touched or s in uptime_services]
+    )
+    outputs.extend(extra_outputs(services=services, feed_services=feed_services, now=now))
     keep_prefixes = {
         "/incidents/": {f"/incidents/{pk}/" for pk in public_ids},
-        "/history/": {"/history/"} | {f"/history/{k}/" for k in months},
         "/uptime/": {f"/uptime/{s.slug}/" for s in services},
+        "/history/": {"/history/"}
+        | {f"/history/{k}/" for k in months}
+        | {f"/history/{s.slug}.{kind}" for s in services for kind in ("atom", "rss")},
     }
     return outputs, keep_prefixes
 
 
-def extra_outputs(*, services, now):
+def extra_outputs(*, services, feed_services, now):
     """The outputs in no language (JSON, feeds, calendar, badges); see ``statuspage.outputs``."""
-    from statuspage import outputs as more  # the builders of machine-readable outputs
-
-    return more.build(services=services, now=now)
+    return machine_outputs.build(services=services, feed_services=feed_services, now=now)
 
 
 def _kept(path, produced, keep_prefixes):

@@ -211,7 +211,7 @@ def _is_subscribed(contact):
 
 
 def _site_name():
-    return _setting("STATUSPAGE_NAME", "") or urlsplit(settings.SITE_URL).hostname or "itsm"
+    return _setting("STATUS_PAGE_NAME", "") or urlsplit(settings.SITE_URL).hostname or "itsm"
 
 
 def request_subscription(email, service_ids, language, client_ip):

@@ -6,6 +6,7 @@ import datetime as dt
 import feedparser
 import icalendar
 import pytest
+from django.conf import settings
 
 from incidents import workflow
 from services.models import MaintenanceStatus, MaintenanceWindow, ServiceStatus
@@ -244,7 +245,7 @@ def test_the_calendar_has_upcoming_running_and_recent_maintenance(maintenance):
 
     assert calendar["VERSION"] == "2.0"
     assert calendar["PRODID"]
-    assert str(calendar["X-WR-CALNAME"]) == "status.example.com: maintenance"
+    assert str(calendar["X-WR-CALNAME"]) == f"{settings.STATUS_PAGE_NAME}: maintenance"
     assert [str(e["SUMMARY"]) for e in found] == [
         "Disk swap",
         "Network work",

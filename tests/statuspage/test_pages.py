@@ -234,3 +234,21 @@ def test_the_statuspage_json_is_served_with_cors(client, agent):
     assert summary["incidents"][0]["name"] == "Website down"
     assert client.get("/api/v2/incidents/unresolved.json").status_code == 200
     assert client.get("/api/v2/nothing.json").status_code == 404
+
+
+def test_feeds_calendar_and_badges_are_served_from_the_snapshot(client, agent):
+    import feedparser
+    from icalendar import Calendar
+
+    web = ServiceFactory(name="Website", slug="website")
+    published(agent, "Website down", {web: ServiceStatus.MAJOR_OUTAGE})
+    publish()
+    feed = feedparser.parse(client.get("/history.atom").content)
+    assert [e.title for e in feed.entries] == ["Website down"]
+    assert feedparser.parse(client.get("/history/website.rss").content).entries
+    calendar = client.get("/maintenance.ics")
+    assert calendar["Content-Type"].startswith("text/calendar")
+    Calendar.from_ical(calendar.content)
+    badge = client.get("/badge/website.svg")
+    assert badge["Content-Type"] == "image/svg+xml" and b"Website" in badge.content
+    assert client.get("/badge/nothing.svg").status_code == 404

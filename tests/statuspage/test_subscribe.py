@@ -19,7 +19,8 @@ from tests.notifications import conftest as notification_fixtures
 smtp = notification_fixtures.smtp
 dispatched = notification_fixtures.dispatched
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.statuspage.subscribe_urls")]
+
+pytestmark = pytest.mark.django_db
 
 ADDRESS = "ana@public.example"
 
