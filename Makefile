@@ -22,6 +22,7 @@ setup: install
 	# The demo's events are history: drop the ~500 tasks it queued for them, or the first sweeps
 	# wait minutes behind them (the outbox sweep still delivers whatever is really due).
 	$(PY) -m celery -A itsm purge -f
+	$(PY) manage.py publish_status_page
 	$(PY) manage.py ensure_admin
 
 run: setup

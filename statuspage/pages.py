@@ -93,7 +93,8 @@ def dependency_notes(services):
                 continue
             if worst is None or STATUS_SEVERITY[status] > STATUS_SEVERITY[worst[0]]:
                 worst = (status, name)
-        if worst is None:
+        # Said only where the dependency is worse than what the service reports itself.
+        if worst is None or STATUS_SEVERITY[worst[0]] <= STATUS_SEVERITY[service.status]:
             continue
         shown = service.status
         if STATUS_SEVERITY[shown] < STATUS_SEVERITY[ServiceStatus.DEGRADED_PERFORMANCE]:

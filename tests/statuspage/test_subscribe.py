@@ -26,7 +26,14 @@ ADDRESS = "ana@public.example"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_rate_limits():
+def _fresh_rate_limits(settings):
+    # A cache of this test's own: the shared Redis is cleared by tests on other xdist workers.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "subscribe-rate-limits",
+        }
+    }
     cache.clear()
     yield
     cache.clear()
