@@ -26,6 +26,7 @@ BENCHMARKS = {
     "C5": "bench.c5_fan_out",
     "C6": "bench.c6_admin",
     "E1": "bench.e1_embedded",
+    "B1": "bench.b1_status_page",
 }
 
 

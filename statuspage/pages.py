@@ -5,7 +5,7 @@ context holds plain values (names, statuses, times, texts), never a model an tem
 follow to internal data.
 """
 
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -43,6 +43,14 @@ class BarDay:
     day: object
     status: str  # a service status, or "" when there is no data for the day
     text: str
+    days: int = 1  # a run of quiet days is one segment this many days wide
+
+    @property
+    def quiet(self):
+        """Nothing to tell: no downtime, or no data. Quiet days are merged into runs (a page of
+        200 services stays small) and are not keyboard stops (a keyboard user tabs through the
+        days that have something to say)."""
+        return self.status in ("", ServiceStatus.OPERATIONAL)
 
 
 @dataclass
@@ -108,45 +116,87 @@ def dependency_notes(services):
     return notes
 
 
-def _day_text(day, bar_status, minutes, titles):
-    label = formats.date_format(day, "DATE_FORMAT")
-    if not bar_status:
-        return _("%(day)s: no data") % {"day": label}
+def _day_text(label, bar_status, minutes, titles):
     parts = [label]
     if minutes:
         parts.append(
             ngettext("%(n)d minute of outage", "%(n)d minutes of outage", minutes) % {"n": minutes}
         )
-    elif bar_status == ServiceStatus.OPERATIONAL:
-        parts.append(_("no downtime"))
     else:
         parts.append(status_label(bar_status))
     parts.extend(titles)
     return " · ".join(parts)
 
 
+DayRow = namedtuple(
+    "DayRow",
+    [
+        "service_id",
+        "day",
+        "worst_status",
+        "observed_seconds",
+        "incident_ids",
+        "degraded_seconds",
+        "partial_seconds",
+        "major_seconds",
+        "maintenance_seconds",
+    ],
+)
+
+
 def uptime_bars(service_ids, *, now=None):
-    """{service id: (uptime %, [BarDay] oldest first)} over the last UPTIME_DAYS days."""
+    """{service id: (uptime %, [BarDay] oldest first)} over the last UPTIME_DAYS days: a day
+    with something to tell is a segment of its own, consecutive quiet days (no downtime, or no
+    data) one wider segment. One query for the days, one for the incidents' titles."""
     last = today(now)
     first = last - timedelta(days=UPTIME_DAYS - 1)
+    dates = [first + timedelta(days=n) for n in range(UPTIME_DAYS)]
+    labels = {}  # date → its label, formatted once per publish (not once per service)
+
+    def label(day):
+        if day not in labels:
+            labels[day] = formats.date_format(day, "DATE_FORMAT")
+        return labels[day]
+
     days = defaultdict(dict)
     incident_ids = set()
-    for row in UptimeDay.objects.filter(service_id__in=service_ids, day__gte=first, day__lte=last):
+    for values in UptimeDay.objects.filter(
+        service_id__in=service_ids, day__gte=first, day__lte=last
+    ).values_list(*DayRow._fields):
+        row = DayRow(*values)
         days[row.service_id][row.day] = row
         incident_ids.update(row.incident_ids)
     titles = public.public_incident_titles(incident_ids)
+    quiet_text = {ServiceStatus.OPERATIONAL: _("no downtime"), "": _("no data")}
     bars = {}
     for pk in service_ids:
         mine = days.get(pk, {})
         bar = []
-        for n in range(UPTIME_DAYS):
-            day = first + timedelta(days=n)
+        run = None  # the quiet run being extended: [status, first day, days]
+        for day in dates:
             row = mine.get(day)
             status = row.worst_status if row and row.observed_seconds else ""
-            shown = [titles[i] for i in (row.incident_ids if row else ()) if i in titles]
-            minutes = outage_minutes(row) if row else 0
-            bar.append(BarDay(day, status, _day_text(day, status, minutes, shown)))
-        bars[pk] = (uptime_percentage(mine.values()), bar)
+            if status in quiet_text:
+                if run and run[0] == status:
+                    run[2] += 1
+                    continue
+                run = [status, day, 1]
+                bar.append(run)
+                continue
+            run = None
+            shown = [titles[i] for i in row.incident_ids if i in titles]
+            text = _day_text(label(day), status, outage_minutes(row), shown)
+            bar.append(BarDay(day, status, text))
+        segments = []
+        for part in bar:
+            if isinstance(part, BarDay):
+                segments.append(part)
+                continue
+            status, start, count = part
+            end = start + timedelta(days=count - 1)
+            span = label(start) if count == 1 else f"{label(start)} – {label(end)}"
+            segments.append(BarDay(start, status, f"{span}: {quiet_text[status]}", days=count))
+        bars[pk] = (uptime_percentage(mine.values()), segments)
     return bars
 
 

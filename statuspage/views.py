@@ -65,24 +65,15 @@ def _language_and_path(path):
     return "en", "/" + path
 
 
-@require_safe
-def published(request, path=""):
-    """Any public output: ``/``, ``/incidents/4/``, ``/api/v2/summary.json``, ``/ro/...``."""
+def serve_snapshot(request, path):
+    """The published snapshot of ``path`` (a URL path without its leading slash) as a
+    response, or None when there is none."""
     language, public_path = _language_and_path(path)
     found = _snapshot(public_path, language) or (
         _snapshot(public_path, "") if language == "en" else None
     )
     if found is None:
-        if public_path == "/" and not Snapshot.objects.exists():
-            # A new install before its first publish: publish once, here (the only time a
-            # request renders the page).
-            from statuspage.publish import publish
-
-            publish(full=True)
-            _read_cache.clear()
-            found = _snapshot(public_path, language)
-        if found is None:
-            return _not_found(language)
+        return None
     content_type, body, etag, modified_at = found
     modified = int(modified_at.timestamp())
     if etag in _etags(request.headers.get("If-None-Match", "")) or (
@@ -99,6 +90,23 @@ def published(request, path=""):
     if not content_type.startswith("text/html"):
         # Widgets and aggregators read the JSON, feeds and badges from other origins.
         response["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@require_safe
+def published(request, path=""):
+    """Any public output: ``/``, ``/incidents/4/``, ``/api/v2/summary.json``, ``/ro/...``."""
+    response = serve_snapshot(request, path)
+    if response is None and path in ("", "ro") and not Snapshot.objects.exists():
+        # A new install before its first publish: publish once, here (the only time a
+        # request renders the page).
+        from statuspage.publish import publish
+
+        publish(full=True)
+        _read_cache.clear()
+        response = serve_snapshot(request, path)
+    if response is None:
+        return _not_found(_language_and_path(path)[0])
     return response
 
 
