@@ -34,6 +34,9 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext as _
 
 ZERO_TIME = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
+# Times a monitoring system can mean; beyond them a time is an error (and year 9999 in a zone
+# west of UTC would not read back from the database).
+EARLIEST, LATEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
 MAX_KEY = 255  # a fingerprint or dedup key
 MAX_GROUP_KEY = 1000
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -73,6 +76,23 @@ class _Errors:
     def raise_if_any(self):
         if self.found:
             raise PayloadError(self.found)
+
+
+def decode(body):
+    """``body`` (bytes) as JSON, or ``PayloadError``. Refuses what PostgreSQL's JSON cannot
+    store (NaN, Infinity, NUL characters) and nesting too deep to read, so none of it turns into
+    a server error later."""
+
+    def no_constant(name):
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        data = json.loads(body, parse_constant=no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise PayloadError({"non_field_errors": [_("The body is not JSON.")]}) from exc
+    if "\\u0000" in json.dumps(data):
+        raise PayloadError({"non_field_errors": [_("Text may not contain NUL characters.")]})
+    return data
 
 
 def parse(source, data):
@@ -194,7 +214,12 @@ def _time(value, path, errors, *, required=False):
     if parsed is None or parsed.tzinfo is None:
         errors.add(path, _("Not an RFC 3339 time with a zone, e.g. 2024-05-01T10:00:00Z."))
         return None
-    return None if parsed <= ZERO_TIME else parsed
+    if parsed <= ZERO_TIME:
+        return None
+    if not EARLIEST <= parsed <= LATEST:
+        errors.add(path, _("Not a time between 1970 and 9000."))
+        return None
+    return parsed
 
 
 # --- PagerDuty Events API v2 ---------------------------------------------------------------------

@@ -20,21 +20,20 @@ UPDATE.
 import hashlib
 import hmac
 import ipaddress
-import json
 import logging
 
 from django.conf import settings
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import permissions, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from incidents import alert_payloads, ingest
 from incidents.models import IntegrationSource, RejectedPayload
 from itsm.actors import Actor
-from itsm.api_auth import ActorPermission, TokenUser
+from itsm.api_auth import ActorPermission, BearerTokenAuthentication, TokenUser
 from itsm.models import TokenScope
 
 log = logging.getLogger(__name__)
@@ -72,33 +71,59 @@ class Refused(Exception):
         )
 
 
-RESPONSES = {
-    200: OpenApiResponse(description="Applied: counts of new, repeated and resolved alerts."),
+REFUSALS = {
     400: OpenApiResponse(description="Malformed payload: a message per field; kept for staff."),
-    401: OpenApiResponse(description="No valid token (or, Grafana, a wrong signature)."),
+    401: OpenApiResponse(description="No valid token (Grafana: or a wrong signature)."),
     403: OpenApiResponse(description="The token lacks the integration scope."),
     413: OpenApiResponse(description="The body is larger than INTEGRATION_MAX_BODY."),
 }
+APPLIED = inline_serializer(
+    "AlertsApplied",
+    {
+        "new": serializers.IntegerField(),
+        "repeats": serializers.IntegerField(),
+        "refired": serializers.IntegerField(),
+        "resolved": serializers.IntegerField(),
+        "ignored": serializers.IntegerField(),
+        "incidents_opened": serializers.ListField(child=serializers.IntegerField()),
+        "incidents_resolved": serializers.ListField(child=serializers.IntegerField()),
+    },
+)
+EVENT_ACCEPTED = inline_serializer(
+    "EventAccepted",
+    {
+        "status": serializers.CharField(),
+        "message": serializers.CharField(),
+        "dedup_key": serializers.CharField(),
+    },
+)
+
+
+def _described(summary, ok_status=200, ok_body=APPLIED):
+    return extend_schema(
+        summary=summary,
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={ok_status: ok_body, **REFUSALS},
+    )
 
 
 class IntegrationView(APIView):
     source = None
+    authentication_classes = [BearerTokenAuthentication]  # machines: no session, no CSRF
     permission_classes = [ActorPermission, IntegrationScope]
     required_permission = "incidents.add_incident"
     throttle_classes = []  # see the module docstring
     parser_classes = []  # the body is read here, bounded, before anything parses it
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=RESPONSES)
-    def post(self, request):
+    def handle(self, request):
         body = b""
         try:
             body = self._read_body(request)
             self.verify(request, body)
             try:
-                data = json.loads(body)
-            except (UnicodeDecodeError, ValueError) as exc:
-                errors = {"non_field_errors": [_("The body is not JSON.")]}
-                raise Refused(400, errors, f"not JSON: {exc}") from None
+                data = alert_payloads.decode(body)
+            except alert_payloads.PayloadError as exc:
+                raise Refused(400, exc.errors, f"{exc}: {exc.__cause__ or ''}") from None
             try:
                 alerts = alert_payloads.parse(self.source, data)
             except alert_payloads.PayloadError as exc:
@@ -133,8 +158,9 @@ class IntegrationView(APIView):
         RejectedPayload.objects.create(
             source=self.source,
             status_code=refused.status_code,
-            error=refused.error_text[:10000],
-            body=body[:KEPT_BODY].decode("utf-8", "replace"),
+            # PostgreSQL text holds no NUL character: a hostile body must still be kept.
+            error=refused.error_text[:10000].replace("\x00", "\ufffd"),
+            body=body[:KEPT_BODY].decode("utf-8", "replace").replace("\x00", "\ufffd"),
             body_size=max(len(body), int(request.META.get("CONTENT_LENGTH") or 0)),
             client_ip=_client_ip(request),
         )
@@ -143,7 +169,7 @@ class IntegrationView(APIView):
             self.source,
             refused.status_code,
             _client_ip(request),
-            refused.error_text[:500],
+            refused.error_text[:500].replace("\x00", "\ufffd"),
         )
         return Response(refused.errors, status=refused.status_code)
 
@@ -181,11 +207,19 @@ class AlertmanagerWebhook(IntegrationView):
 
     source = IntegrationSource.ALERTMANAGER
 
+    @_described("Receive Alertmanager's webhook (version 4)")
+    def post(self, request):
+        return self.handle(request)
+
 
 class GrafanaWebhook(IntegrationView):
     """Grafana alerting's webhook contact point (Authorization header: the token)."""
 
     source = IntegrationSource.GRAFANA
+
+    @_described("Receive Grafana alerting's webhook")
+    def post(self, request):
+        return self.handle(request)
 
     def verify(self, request, body):
         secret = getattr(settings, "GRAFANA_WEBHOOK_SECRET", "")
@@ -203,6 +237,10 @@ class EventsWebhook(IntegrationView):
     with the dedup key), so a tool's PagerDuty integration reads the answer it expects."""
 
     source = IntegrationSource.EVENTS
+
+    @_described("Receive a PagerDuty Events API v2 event", 202, EVENT_ACCEPTED)
+    def post(self, request):
+        return self.handle(request)
 
     def answer(self, outcome):
         return Response(

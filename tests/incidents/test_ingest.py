@@ -442,12 +442,26 @@ def test_a_malformed_alertmanager_payload_is_400_per_field_and_kept(prom):
         (EVENTS, {"routing_key": "k", "event_action": "resolve"}, "dedup_key"),
         (EVENTS, {"routing_key": "k", "event_action": "trigger", "payload": {}}, "payload.summary"),
         (EVENTS, {"event_action": "page"}, "event_action"),
+        # What PostgreSQL cannot store must be a 400, never a server error.
+        (GRAFANA, '{"alerts": [{"values": {"B": NaN}}]}', "non_field_errors"),
+        (AM, '{"receiver": "a\\u0000b", "alerts": []}', "non_field_errors"),
+        (AM, b'{"receiver": "\x00\xff"}', "non_field_errors"),
+        (AM, "[" * 100000 + "]" * 100000, "non_field_errors"),
     ],
 )
 def test_malformed_bodies_create_nothing_but_a_rejected_payload(prom, url, body, field):
     response = post(prom, url, body)
     assert response.status_code == 400
     assert field in response.json()
+    refused_only()
+
+
+def test_times_out_of_any_monitoring_range_are_refused(prom):
+    body = payload("alertmanager_firing")
+    body["alerts"][0]["startsAt"] = "9999-12-31T23:59:59-05:00"
+    response = post(prom, AM, body)
+    assert response.status_code == 400
+    assert list(response.json()) == ["alerts[0].startsAt"]
     refused_only()
 
 
