@@ -5,6 +5,8 @@
   ``GRAFANA_WEBHOOK_SECRET`` set, ``X-Grafana-Alerting-Signature`` must be the hex HMAC-SHA256 of
   the body under that secret (else 401).
 - ``POST /api/v1/integrations/events/``: the PagerDuty Events API v2 shape.
+- ``/api/v1/integrations/rules/``: the routing rules (``AlertRule``), read and changed with the
+  ``incidents.*_alertrule`` model permissions (staff in the admin hold them by group).
 
 Each needs a bearer token with the ``integration`` scope (no token 401, another scope 403). A
 body larger than ``INTEGRATION_MAX_BODY`` bytes (default 1 MiB) is answered 413, one that is not
@@ -23,18 +25,26 @@ import ipaddress
 import logging
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import permissions, serializers, status
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from incidents import alert_payloads, ingest
-from incidents.models import IntegrationSource, RejectedPayload
+from incidents.models import AlertRule, IntegrationSource, RejectedPayload
 from itsm.actors import Actor
 from itsm.api_auth import ActorPermission, BearerTokenAuthentication, TokenUser
 from itsm.models import TokenScope
+from services.models import Service
 
 log = logging.getLogger(__name__)
 
@@ -251,3 +261,77 @@ class EventsWebhook(IntegrationView):
             },
             status=status.HTTP_202_ACCEPTED,
         )
+
+
+# --- routing rules -----------------------------------------------------------------------------
+
+
+class AlertRuleSerializer(serializers.ModelSerializer):
+    service = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Service.objects.all(), allow_null=True, required=False
+    )
+
+    class Meta:
+        model = AlertRule
+        fields = [
+            "id",
+            "source",
+            "name",
+            "order",
+            "enabled",
+            "matchers",
+            "service",
+            "service_status",
+            "impact",
+            "urgency",
+            "title_template",
+            "grouping",
+            "group_by",
+            "auto_resolve",
+        ]
+
+    def validate(self, attrs):
+        """The model's own checks (matchers, template, group-by labels), as the admin runs
+        them, answered per field."""
+        rule = AlertRule(**{**self._current(), **attrs})
+        try:
+            rule.clean()
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from None
+        return attrs
+
+    def _current(self):
+        if self.instance is None:
+            return {}
+        return {name: getattr(self.instance, name) for name in self.Meta.fields if name != "id"}
+
+
+class ModelPermission(permissions.BasePermission):
+    """The Django model permission the method needs (view, add, change, delete), held by a
+    person through their groups or by a token through its scopes."""
+
+    ACTIONS = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "POST": "add"}
+    ACTIONS.update(PUT="change", PATCH="change", DELETE="delete")
+    message = "This credential may not read or change alert rules."
+
+    def has_permission(self, request, view):
+        user = request.user
+        if user is None or not user.is_authenticated:
+            return False
+        action = self.ACTIONS.get(request.method, "change")
+        return user.has_perm(f"incidents.{action}_alertrule")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Alert routing rules"),
+    create=extend_schema(summary="Add an alert routing rule"),
+)
+class AlertRuleViewSet(viewsets.ModelViewSet):
+    """How each integration's alerts are routed: label matchers → service, impact, urgency,
+    title and grouping; tried by ``order``, the first match wins."""
+
+    serializer_class = AlertRuleSerializer
+    permission_classes = [ModelPermission]
+    queryset = AlertRule.objects.select_related("service").order_by("source", "order", "id")
+    filter_backends = [DjangoFilterBackend]
+    filterset_fields = ["source", "enabled"]

@@ -6,6 +6,7 @@ from incidents.api.views import IncidentViewSet
 
 router = SimpleRouter()
 router.register("incidents", IncidentViewSet, basename="incident")
+router.register("integrations/rules", integrations.AlertRuleViewSet, basename="alert-rule")
 urlpatterns = [
     *router.urls,
     path(

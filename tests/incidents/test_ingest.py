@@ -476,3 +476,84 @@ def test_an_oversized_body_is_413_and_kept_truncated(prom, settings):
     kept = refused_only()
     assert kept.status_code == 413 and kept.body_size > 5000
     assert kept.body.startswith('{"receiver"')
+
+
+# --- rules: API, validation, admin ----------------------------------------------------------
+
+
+RULES = "/api/v1/integrations/rules/"
+
+
+def test_managers_route_alerts_through_the_rules_api(client, service):
+    from tests.factories import MANAGER_GROUP, UserFactory
+
+    client.force_login(UserFactory(username="boss", groups=[MANAGER_GROUP], is_staff=True))
+    created = client.post(
+        RULES,
+        {
+            "source": "alertmanager",
+            "name": "payments",
+            "matchers": {"team": "payments"},
+            "service": "payments",
+            "impact": 1,
+            "grouping": "fingerprint",
+        },
+        content_type="application/json",
+    )
+    assert created.status_code == 201, created.content
+    rule = AlertRule.objects.get()
+    assert rule.service == service and rule.grouping == Grouping.FINGERPRINT
+    listed = client.get(f"{RULES}?source=alertmanager")
+    assert [r["name"] for r in listed.json()["results"]] == ["payments"]
+
+    bad = client.patch(
+        f"{RULES}{rule.pk}/",
+        {"matchers": {"team": "=~(unclosed"}, "title_template": "{oops"},
+        content_type="application/json",
+    )
+    assert bad.status_code == 400
+    assert set(bad.json()) == {"matchers", "title_template"}
+    rule.refresh_from_db()
+    assert rule.matchers == {"team": "payments"}
+
+
+def test_agents_and_tokens_may_not_change_rules(client, agent):
+    client.force_login(agent)
+    body = {"source": "grafana", "name": "x"}
+    assert client.get(RULES).status_code == 200  # agents see how alerts are routed
+    assert client.post(RULES, body, content_type="application/json").status_code == 403
+    client.logout()
+    _token, secret = tokens.issue(name="prom", scopes=["integration"])
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
+    assert client.post(RULES, body, content_type="application/json").status_code == 403
+    assert not AlertRule.objects.exists()
+
+
+def test_the_admin_lists_alerts_rules_and_refused_payloads(admin_client, prom, checkout_rule):
+    ok(post(prom, AM, payload("alertmanager_firing")))
+    post(prom, AM, {"alerts": "none"})
+    for model in ("alert", "alertrule", "alertgroup", "rejectedpayload"):
+        response = admin_client.get(f"/admin/incidents/{model}/?source=alertmanager")
+        assert response.status_code == 200, model
+    assert b"c1a2e3f4a5b6c7d8" in admin_client.get("/admin/incidents/alert/").content
+    kept = RejectedPayload.objects.get()
+    page = admin_client.get(f"/admin/incidents/rejectedpayload/{kept.pk}/change/")
+    assert page.status_code == 200 and b"alerts" in page.content
+    assert b'name="_save"' not in page.content  # read-only: nothing to save
+    rule_form = admin_client.post(
+        f"/admin/incidents/alertrule/{checkout_rule.pk}/change/",
+        {
+            "source": "alertmanager",
+            "name": "checkout errors",
+            "order": 1,
+            "enabled": "on",
+            "matchers": '{"job": "=~[bad"}',
+            "service_status": "major_outage",
+            "impact": 1,
+            "urgency": 1,
+            "title_template": "",
+            "grouping": "group_key",
+            "group_by": "[]",
+        },
+    )
+    assert rule_form.status_code == 200 and b"regular expression" in rule_form.content
