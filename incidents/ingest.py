@@ -117,17 +117,29 @@ class _Rules:
 
 
 def _apply(source, alert_in, *, actor, rules, now, out):
-    alert, created = _lock_alert(source, alert_in, now, create=not alert_in.acknowledge)
-    if alert is None:  # an acknowledge of an alert never seen: nothing to take
-        out.ignored += 1
-        return
-    if alert_in.status == AlertStatus.FIRING:
+    if alert_in.acknowledge:
+        _acknowledged(source, alert_in, actor=actor, now=now, out=out)
+    elif alert_in.status == AlertStatus.FIRING:
+        alert, created = _lock_alert(source, alert_in, now)
         _firing(source, alert, created, alert_in, actor=actor, rules=rules, now=now, out=out)
     else:
+        alert, created = _lock_alert(source, alert_in, now)
         _resolved(alert, created, alert_in, actor=actor, now=now, out=out)
 
 
-def _lock_alert(source, alert_in, now, *, create):
+def _acknowledged(source, alert_in, *, actor, now, out):
+    """An Events API "acknowledge": someone took the alert's incident. It never opens one, not
+    for an alert never seen nor for one already resolved."""
+    alert = _lock_alert(source, alert_in, now, create=False)[0]
+    if alert is None or alert.status != AlertStatus.FIRING or not _is_open(alert.incident):
+        out.ignored += 1
+        return
+    Alert.objects.filter(pk=alert.pk).update(last_seen=now)
+    out.repeats += 1
+    _acknowledge(alert.incident, actor=actor)
+
+
+def _lock_alert(source, alert_in, now, *, create=True):
     """(the alert row, locked; whether it was just inserted). Copies racing to insert meet on
     the unique constraint: the losers wait for the winner's commit, then lock its row."""
     rows = Alert.objects.select_for_update(of=("self",)).select_related("incident", "rule")
@@ -160,8 +172,6 @@ def _firing(source, alert, created, alert_in, *, actor, rules, now, out):
         # A repeat: one UPDATE, nothing on the timeline.
         Alert.objects.filter(pk=alert.pk).update(last_seen=now)
         out.repeats += 1
-        if alert_in.acknowledge:
-            _acknowledge(alert.incident, actor=actor)
         return
     if created:
         out.new += 1
@@ -200,18 +210,17 @@ def _firing(source, alert, created, alert_in, *, actor, rules, now, out):
     alert.last_seen, alert.payload = now, alert_in.raw
     alert.incident, alert.rule, alert.group_key = incident, rule, key
     alert.save()
-    if alert_in.acknowledge:
-        _acknowledge(incident, actor=actor)
 
 
 def _resolved(alert, created, alert_in, *, actor, now, out):
     if created or alert.status == AlertStatus.RESOLVED:
         # Resolved and never seen firing (it fired before we listened), or a resend: keep the
         # record, open nothing.
-        if not created:
+        if created:
+            out.ignored += 1
+        else:
             Alert.objects.filter(pk=alert.pk).update(last_seen=now)
-        out.repeats += 0 if created else 1
-        out.ignored += 1 if created else 0
+            out.repeats += 1
         return
     out.resolved += 1
     alert.status = AlertStatus.RESOLVED

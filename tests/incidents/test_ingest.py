@@ -8,8 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 
-from incidents import workflow
+from incidents import alert_payloads, workflow
 from incidents.models import (
     Alert,
     AlertRule,
@@ -385,9 +388,15 @@ def test_events_api_trigger_without_a_dedup_key_gets_one(prom):
     assert answer["dedup_key"] == Alert.objects.get().fingerprint
 
 
-def test_events_api_acknowledging_an_unknown_key_opens_nothing(prom):
+def test_events_api_acknowledging_an_unknown_or_resolved_key_opens_nothing(prom):
     ok(post(prom, EVENTS, event("acknowledge", dedup_key="never-seen")))
     assert not Incident.objects.exists() and not Alert.objects.exists()
+
+    ok(post(prom, EVENTS, event("trigger", dedup_key="k1")))
+    ok(post(prom, EVENTS, event("resolve", dedup_key="k1")))
+    ok(post(prom, EVENTS, event("acknowledge", dedup_key="k1")))
+    (incident,) = Incident.objects.all()
+    assert incident.state == IncidentState.RESOLVED
 
 
 # --- who may send ---------------------------------------------------------------------------
@@ -557,3 +566,44 @@ def test_the_admin_lists_alerts_rules_and_refused_payloads(admin_client, prom, c
         },
     )
     assert rule_form.status_code == 200 and b"regular expression" in rule_form.content
+
+
+# --- the title template and the matchers (pure) ------------------------------------------------
+
+
+@examples(max_examples=200, deadline=None)
+@given(text=st.text(max_size=60))
+def test_any_title_template_renders_or_is_refused_never_raises(text):
+    labels = {"alertname": "Disk", "instance": "db-1"}
+    rendered = alert_payloads.render(text, labels, {"summary": "full"})
+    assert isinstance(rendered, str)
+    assert "<class" not in rendered and "object at 0x" not in rendered
+    assert len(rendered) <= len(text) + 20 * (text.count("{") + 1)
+
+
+def test_the_template_reads_labels_then_annotations_and_nothing_else():
+    render = alert_payloads.render
+    labels, notes_ = {"alertname": "Disk", "summary": "label wins"}, {"summary": "s", "desc": "d"}
+    assert render("{alertname}/{summary}/{desc}/{gone}", labels, notes_) == "Disk/label wins/d/"
+    assert render("{alertname.__class__}{alertname[0]}{0}{}{alertname!r:>40}", labels, {}) == (
+        "Disk"
+    )
+    assert alert_payloads.template_problem("{unclosed") is not None
+    assert alert_payloads.template_problem("{a} and {b}") is None
+
+
+@pytest.mark.parametrize(
+    ("matchers", "labels", "expected"),
+    [
+        ({}, {"a": "1"}, True),
+        ({"severity": "critical"}, {"severity": "critical"}, True),
+        ({"severity": "critical"}, {"severity": "critical-ish"}, False),
+        ({"severity": "=~crit.*|page"}, {"severity": "page"}, True),
+        ({"severity": "=~crit"}, {"severity": "critical"}, False),  # whole value, as Alertmanager
+        ({"env": "!=prod"}, {}, True),
+        ({"env": "!~prod|staging"}, {"env": "prod"}, False),
+        ({"team": ""}, {}, True),  # a missing label reads as empty
+    ],
+)
+def test_matchers(matchers, labels, expected):
+    assert alert_payloads.matches(matchers, labels) is expected
