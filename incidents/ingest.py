@@ -236,8 +236,8 @@ def _resolved(alert, created, alert_in, *, actor, now, out):
     _note(incident, _("Alert resolved: %(title)s (%(fp)s).") % _said(title, alert_in), actor)
     auto_resolve = alert.rule.auto_resolve if alert.rule else True
     still_firing = Alert.objects.filter(incident=incident, status=AlertStatus.FIRING).exists()
-    if not still_firing and group is not None:
-        _close_group(group, now)
+    # Without auto_resolve the group stays open with its incident: a person resolves it, and
+    # alerts of the group arriving meanwhile still join it.
     if auto_resolve and not still_firing and incident.state in OPEN_STATES:
         try:
             workflow.resolve(
@@ -249,6 +249,8 @@ def _resolved(alert, created, alert_in, *, actor, now, out):
         except workflow.WorkflowError as exc:  # staff resolved it meanwhile, or hid it from us
             log.info("incident %s not resolved by its alerts: %s", incident.pk, exc)
             return
+        if group is not None:
+            _close_group(group, now)
         out.auto_resolved.append(incident.pk)
 
 

@@ -175,6 +175,9 @@ def test_without_auto_resolve_the_incident_stays_open_for_a_person(prom, checkou
     (incident,) = Incident.objects.all()
     assert incident.state == IncidentState.NEW
     assert len(notes(incident)) == 2
+    # The incident is still open: the group's alerts firing again join it.
+    ok(post(prom, AM, payload("alertmanager_firing")))
+    assert Incident.objects.count() == 1 and len(notes(incident)) == 4
 
 
 def test_an_alert_firing_again_after_its_incident_resolved_opens_a_new_one(prom, checkout_rule):
