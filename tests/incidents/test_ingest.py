@@ -610,3 +610,20 @@ def test_the_template_reads_labels_then_annotations_and_nothing_else():
 )
 def test_matchers(matchers, labels, expected):
     assert alert_payloads.matches(matchers, labels) is expected
+
+
+def test_events_sharing_a_payload_group_share_an_incident_by_default(prom):
+    ok(post(prom, EVENTS, event("trigger", dedup_key="backup-db-2")))
+    ok(post(prom, EVENTS, event("trigger", dedup_key="backup-db-3")))
+    assert Alert.objects.count() == 2 and Incident.objects.count() == 1
+
+
+def test_a_refusal_is_logged_without_the_token(client, caplog):
+    _token, secret = tokens.issue(name="prom-prod", scopes=["integration"])
+    with caplog.at_level("INFO"):
+        response = post(client, AM, {"alerts": [{}]}, HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert response.status_code == 400
+    assert "refused alertmanager payload (400)" in caplog.text
+    kept = RejectedPayload.objects.get()
+    for text in (caplog.text, kept.error, kept.body):
+        assert secret not in text
