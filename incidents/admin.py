@@ -27,12 +27,16 @@ from incidents import admin_views, selectors, workflow
 from incidents.deadlines import explain_lines
 from incidents.forms import IncidentForm, staff_users
 from incidents.models import (
+    Alert,
+    AlertGroup,
+    AlertRule,
     Incident,
     IncidentEvent,
     IncidentService,
     IncidentState,
     IncidentUpdate,
     PriorityMatrixEntry,
+    RejectedPayload,
     SlaSignal,
     SlaTargetKind,
     parse_id,
@@ -836,3 +840,61 @@ class SlaSignalAdmin(SafeLookupMixin, ReadOnlyAdmin):
     @admin.display(description=_("breach"), boolean=True)
     def is_breach(self, obj):
         return obj.is_breach
+
+
+# --- alerts in ---------------------------------------------------------------------------------
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(SafeLookupMixin, admin.ModelAdmin):
+    """Routing of an integration's alerts: plain configuration, no workflow behind it."""
+
+    list_display = [
+        "name",
+        "source",
+        "order",
+        "enabled",
+        "service",
+        "impact",
+        "urgency",
+        "grouping",
+    ]
+    list_filter = ["source", "enabled", "grouping"]
+    list_editable = ["order", "enabled"]
+    search_fields = ["name"]
+    autocomplete_fields = ["service"]
+    ordering = ["source", "order", "id"]
+
+
+@admin.register(Alert)
+class AlertAdmin(SafeLookupMixin, ReadOnlyAdmin):
+    """Each alert as its source sent it, with the incident it feeds."""
+
+    list_display = ["__str__", "source", "status", "fingerprint", "incident", "rule", "last_seen"]
+    list_filter = ["source", "status"]
+    list_select_related = ["incident", "rule"]
+    search_fields = ["fingerprint", "group_key"]
+    raw_id_fields = ["incident", "rule"]
+    date_hierarchy = "last_seen"
+
+
+@admin.register(AlertGroup)
+class AlertGroupAdmin(SafeLookupMixin, ReadOnlyAdmin):
+    list_display = ["key", "source", "is_open", "incident", "opened_at", "closed_at"]
+    list_filter = ["source", "is_open"]
+    list_select_related = ["incident"]
+    search_fields = ["key"]
+
+
+@admin.register(RejectedPayload)
+class RejectedPayloadAdmin(SafeLookupMixin, ReadOnlyAdmin):
+    """What an integration endpoint refused and why; kept for staff to see, never changed."""
+
+    list_display = ["received_at", "source", "status_code", "short_error", "client_ip"]
+    list_filter = ["source", "status_code"]
+    search_fields = ["error", "client_ip"]
+    date_hierarchy = "received_at"
+
+    @admin.display(description=_("error"))
+    def short_error(self, obj):
+        return obj.error[:120]

@@ -5,12 +5,13 @@ Every change goes through ``incidents/workflow.py``; nothing here holds a busine
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from incidents import visibility
+from incidents import alert_payloads, visibility
 from itsm.actors import ActorKind
 from services.models import Priority, ServiceStatus
 
@@ -30,6 +31,9 @@ class Source(models.TextChoices):
     ADMIN = "admin", _("Admin")
     API = "api", _("API")
     ALERT = "alert", _("Alert")
+    ALERTMANAGER = "alertmanager", _("Alertmanager")
+    GRAFANA = "grafana", _("Grafana")
+    EVENTS = "events", _("Events API")
     EMAIL = "email", _("Email")
     PHONE = "phone", _("Phone")
 
@@ -517,3 +521,221 @@ class SlaSignal(models.Model):
     @property
     def is_breach(self):
         return self.threshold >= 1000
+
+
+# --- alerts in ---------------------------------------------------------------------------------
+#
+# Monitoring pushes alerts (incidents.ingest); each alert is a row of its own, routed by the first
+# matching rule of its integration to an incident opened, noted and resolved through the workflow.
+
+
+class IntegrationSource(models.TextChoices):
+    ALERTMANAGER = "alertmanager", _("Prometheus Alertmanager")
+    GRAFANA = "grafana", _("Grafana alerting")
+    EVENTS = "events", _("Events API (PagerDuty v2)")
+
+
+class Grouping(models.TextChoices):
+    FINGERPRINT = "fingerprint", _("One incident per alert (fingerprint)")
+    GROUP_KEY = "group_key", _("One incident per notification group (group key)")
+    LABELS = "labels", _("One incident per value of the chosen labels")
+
+
+class AlertStatus(models.TextChoices):
+    FIRING = "firing", _("Firing")
+    RESOLVED = "resolved", _("Resolved")
+
+
+class AlertRule(models.Model):
+    """Where an integration's alerts go: the first enabled rule (by ``order``) whose matchers
+    all match an alert's labels decides its service, priority, title and grouping."""
+
+    source = models.CharField(_("integration"), max_length=16, choices=IntegrationSource.choices)
+    name = models.CharField(_("name"), max_length=120)
+    order = models.PositiveIntegerField(
+        _("order"), default=100, help_text=_("Rules are tried from the lowest order up.")
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+    matchers = models.JSONField(
+        _("label matchers"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            'Label name to value, all of which must match: "critical" (equal), "=~crit.*" '
+            '(regular expression, whole value), "!=info" (not equal), "!~test.*" (does not '
+            "match). Empty: every alert of the integration."
+        ),
+    )
+    service = models.ForeignKey(
+        "services.Service",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="alert_rules",
+        verbose_name=_("service"),
+    )
+    service_status = models.CharField(
+        _("service status caused"),
+        max_length=32,
+        choices=[c for c in ServiceStatus.choices if c[0] != ServiceStatus.OPERATIONAL],
+        default=ServiceStatus.PARTIAL_OUTAGE,
+    )
+    impact = models.PositiveSmallIntegerField(_("impact"), choices=Level.choices, default=2)
+    urgency = models.PositiveSmallIntegerField(_("urgency"), choices=Level.choices, default=2)
+    title_template = models.CharField(
+        _("title template"),
+        max_length=200,
+        blank=True,
+        help_text=_(
+            'Label and annotation names in braces, e.g. "{alertname} on {instance}"; a '
+            "missing name renders empty. Empty: the alert's summary or alert name."
+        ),
+    )
+    grouping = models.CharField(
+        _("grouping"), max_length=16, choices=Grouping.choices, default=Grouping.GROUP_KEY
+    )
+    group_by = models.JSONField(
+        _("group by labels"),
+        default=list,
+        blank=True,
+        help_text=_('For "per value of the chosen labels": the label names, e.g. ["cluster"].'),
+    )
+    auto_resolve = models.BooleanField(
+        _("resolve automatically"),
+        default=True,
+        help_text=_("Resolve the incident when every one of its alerts has resolved."),
+    )
+
+    class Meta:
+        ordering = ["source", "order", "id"]
+        verbose_name = _("alert rule")
+        verbose_name_plural = _("alert rules")
+        indexes = [models.Index(fields=["source", "enabled", "order"], name="alert_rule_pick_idx")]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        errors = {}
+        problem = alert_payloads.matchers_problem(self.matchers)
+        if problem:
+            errors["matchers"] = problem
+        problem = alert_payloads.template_problem(self.title_template)
+        if problem:
+            errors["title_template"] = problem
+        if self.grouping == Grouping.LABELS and not (
+            isinstance(self.group_by, list)
+            and self.group_by
+            and all(isinstance(n, str) and n for n in self.group_by)
+        ):
+            errors["group_by"] = _("Give a list of label names to group by.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class AlertGroup(models.Model):
+    """The incident that a group of alerts (one grouping key of one rule) feeds. At most one
+    group per key is open: new alerts of the key attach to its incident; two alerts of a new
+    group racing each other meet on this row (its unique constraint), so they open one incident."""
+
+    source = models.CharField(_("integration"), max_length=16, choices=IntegrationSource.choices)
+    key = models.CharField(_("group key"), max_length=1000)
+    rule = models.ForeignKey(
+        AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    incident = models.ForeignKey(
+        Incident,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="alert_groups",
+        verbose_name=_("incident"),
+    )
+    is_open = models.BooleanField(_("open"), default=True)
+    opened_at = models.DateTimeField(_("opened"), default=timezone.now)
+    closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("alert group")
+        verbose_name_plural = _("alert groups")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "key"],
+                condition=models.Q(is_open=True),
+                name="one_open_alert_group",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.source} {self.key}"
+
+
+class Alert(models.Model):
+    """One alert as its source identifies it (source, fingerprint), over its whole life: each
+    repeat moves ``last_seen``, each resolve or re-fire its status."""
+
+    source = models.CharField(_("integration"), max_length=16, choices=IntegrationSource.choices)
+    fingerprint = models.CharField(_("fingerprint"), max_length=255)
+    group_key = models.CharField(_("group key"), max_length=1000, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=AlertStatus.choices)
+    labels = models.JSONField(_("labels"), default=dict)
+    annotations = models.JSONField(_("annotations"), default=dict)
+    starts_at = models.DateTimeField(_("starts at"), null=True, blank=True)
+    ends_at = models.DateTimeField(_("ends at"), null=True, blank=True)
+    first_seen = models.DateTimeField(_("first seen"), default=timezone.now)
+    last_seen = models.DateTimeField(_("last seen"), default=timezone.now)
+    incident = models.ForeignKey(
+        Incident,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="alerts",
+        verbose_name=_("incident"),
+    )
+    rule = models.ForeignKey(
+        AlertRule,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="alerts",
+        verbose_name=_("rule"),
+    )
+    payload = models.JSONField(_("raw payload"), default=dict)
+
+    class Meta:
+        ordering = ["-last_seen", "-id"]
+        verbose_name = _("alert")
+        verbose_name_plural = _("alerts")
+        constraints = [
+            models.UniqueConstraint(fields=["source", "fingerprint"], name="unique_alert")
+        ]
+        indexes = [
+            # "is any alert of this incident still firing?", asked on every resolve.
+            models.Index(fields=["incident", "status"], name="alert_incident_status_idx"),
+            models.Index(fields=["-last_seen"], name="alert_last_seen_idx"),
+        ]
+
+    def __str__(self):
+        name = self.labels.get("alertname") if isinstance(self.labels, dict) else None
+        return f"{name or self.fingerprint} ({self.get_status_display()})"
+
+
+class RejectedPayload(models.Model):
+    """A body an integration endpoint refused, kept with the reason so staff see what was sent."""
+
+    source = models.CharField(_("integration"), max_length=16, choices=IntegrationSource.choices)
+    received_at = models.DateTimeField(_("received"), default=timezone.now)
+    status_code = models.PositiveSmallIntegerField(_("answered"), default=400)
+    error = models.TextField(_("error"))
+    body = models.TextField(_("body (truncated)"), blank=True)
+    body_size = models.PositiveIntegerField(_("body size (bytes)"), default=0)
+    client_ip = models.GenericIPAddressField(_("client address"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name = _("rejected alert payload")
+        verbose_name_plural = _("rejected alert payloads")
+        indexes = [models.Index(fields=["-received_at"], name="rejected_payload_recent_idx")]
+
+    def __str__(self):
+        return f"{self.get_source_display()} {self.received_at:%Y-%m-%d %H:%M:%S}"

@@ -1,7 +1,21 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from incidents.api import integrations
 from incidents.api.views import IncidentViewSet
 
 router = SimpleRouter()
 router.register("incidents", IncidentViewSet, basename="incident")
-urlpatterns = router.urls
+router.register("integrations/rules", integrations.AlertRuleViewSet, basename="alert-rule")
+urlpatterns = [
+    *router.urls,
+    path(
+        "integrations/alertmanager/",
+        integrations.AlertmanagerWebhook.as_view(),
+        name="integration-alertmanager",
+    ),
+    path(
+        "integrations/grafana/", integrations.GrafanaWebhook.as_view(), name="integration-grafana"
+    ),
+    path("integrations/events/", integrations.EventsWebhook.as_view(), name="integration-events"),
+]
