@@ -233,6 +233,12 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Alerts in ---------------------------------------------------------------------------------
+# A webhook body larger than this is refused with 413 (and kept, truncated, for staff to see).
+INTEGRATION_MAX_BODY = env.int("INTEGRATION_MAX_BODY", default=1024 * 1024)
+# When set, Grafana's X-Grafana-Alerting-Signature (HMAC-SHA256 of the body) must match.
+GRAFANA_WEBHOOK_SECRET = env.str("GRAFANA_WEBHOOK_SECRET", default="")
+
 # --- Status page -----------------------------------------------------------------------------
 STATUS_PAGE_NAME = env.str("STATUS_PAGE_NAME", default="itsm status")
 # The Statuspage-compatible JSON's page id.

@@ -50,6 +50,10 @@ _ADMIN = (
     "services.change_slapolicy",
     "services.add_businesscalendar",
     "services.change_businesscalendar",
+    "incidents.view_alertrule",
+    "incidents.add_alertrule",
+    "incidents.change_alertrule",
+    "incidents.delete_alertrule",
 )
 # An alert source opens and works incidents and reads the catalog it routes to; nothing else.
 _INTEGRATION = (
