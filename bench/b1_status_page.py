@@ -152,7 +152,8 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         root {folder};
-        location / {{ try_files $uri $uri/index.html =404; }}
+        index index.html;
+        location / {{ try_files $uri $uri/ =404; }}
     }}
 }}
 """
@@ -192,6 +193,9 @@ def run(quick: bool) -> list[Row]:
     samples = 5 if quick else 30
     run_dir = Path(os.environ["ITSM_VAR_DIR"]) / "b1"
     run_dir.mkdir(parents=True, exist_ok=True)
+    # nginx's workers run as an unprivileged user: they must be able to walk to the folder.
+    for part in (run_dir.parent, run_dir):
+        part.chmod(0o755)
     folder = run_dir / "public"
     port, static_port = free_port(), free_port()
     env = {

@@ -9,6 +9,7 @@ from collections import defaultdict, namedtuple
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.db.models import Min, Sum
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -158,24 +159,51 @@ def uptime_bars(service_ids, *, now=None):
             labels[day] = formats.date_format(day, "DATE_FORMAT")
         return labels[day]
 
+    # Most days are quiet: read the days that had something (few) and, per service, the sums
+    # (for the percentage) and the first day observed (before it: no data). Two small queries
+    # whatever the number of services, instead of 90 rows per service.
+    window = UptimeDay.objects.filter(
+        service_id__in=service_ids, day__gte=first, day__lte=last, observed_seconds__gt=0
+    )
     days = defaultdict(dict)
     incident_ids = set()
-    for values in UptimeDay.objects.filter(
-        service_id__in=service_ids, day__gte=first, day__lte=last
-    ).values_list(*DayRow._fields):
+    for values in window.exclude(worst_status=ServiceStatus.OPERATIONAL).values_list(
+        *DayRow._fields
+    ):
         row = DayRow(*values)
         days[row.service_id][row.day] = row
         incident_ids.update(row.incident_ids)
+    totals = {}
+    for pk, since, *sums in (
+        window.order_by()
+        .values("service_id")
+        .annotate(
+            since=Min("day"),
+            o=Sum("observed_seconds"),
+            d=Sum("degraded_seconds"),
+            p=Sum("partial_seconds"),
+            m=Sum("major_seconds"),
+            mt=Sum("maintenance_seconds"),
+        )
+        .values_list("service_id", "since", "o", "d", "p", "m", "mt")
+    ):
+        totals[pk] = (since, DayRow(pk, None, "", sums[0], (), *sums[1:]))
     titles = public.public_incident_titles(incident_ids)
     quiet_text = {ServiceStatus.OPERATIONAL: _("no downtime"), "": _("no data")}
     bars = {}
     for pk in service_ids:
         mine = days.get(pk, {})
+        since, total = totals.get(pk, (None, None))
         bar = []
         run = None  # the quiet run being extended: [status, first day, days]
         for day in dates:
             row = mine.get(day)
-            status = row.worst_status if row and row.observed_seconds else ""
+            if row is not None:
+                status = row.worst_status
+            elif since is not None and day >= since:
+                status = ServiceStatus.OPERATIONAL
+            else:
+                status = ""
             if status in quiet_text:
                 if run and run[0] == status:
                     run[2] += 1
@@ -196,7 +224,7 @@ def uptime_bars(service_ids, *, now=None):
             end = start + timedelta(days=count - 1)
             span = label(start) if count == 1 else f"{label(start)} – {label(end)}"
             segments.append(BarDay(start, status, f"{span}: {quiet_text[status]}", days=count))
-        bars[pk] = (uptime_percentage(mine.values()), segments)
+        bars[pk] = (uptime_percentage([total] if total else []), segments)
     return bars
 
 
