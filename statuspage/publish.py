@@ -139,9 +139,7 @@ def build(*, full, since, now):
     changed_incidents = public.public_incidents()
     if not full:
         changed_incidents = changed_incidents.filter(updated_at__gte=since - CHANGE_MARGIN)
-    changed_incidents = list(changed_incidents)
-    active = list(public.active_incidents())
-    incidents = {i.pk: i for i in changed_incidents + active}
+    incidents = {i.pk: i for i in changed_incidents}
 
     items = _history_items()
     months = _months(items)
