@@ -249,7 +249,7 @@ STATUS_PAGE_TIME_ZONE = env.str("STATUS_PAGE_TIME_ZONE", default="UTC")
 # Django, the database or the workers are down (README "Status page"). Empty: no files.
 STATUS_PAGE_DIR = env.str("STATUS_PAGE_DIR", default=str(VAR_DIR / "public"))
 STATUS_PAGE_MAX_AGE = env.int("STATUS_PAGE_MAX_AGE", default=10)
-STATUS_PAGE_READ_CACHE_SECONDS = env.float("STATUS_PAGE_READ_CACHE_SECONDS", default=0.5)
+STATUS_PAGE_READ_CACHE_SECONDS = env.float("STATUS_PAGE_READ_CACHE_SECONDS", default=0.25)
 
 # --- SLA -------------------------------------------------------------------------------------
 # Fractions of a target at which the assignee (or group) is warned before the breach.

@@ -33,30 +33,40 @@ def page_info(now):
     }
 
 
-def build(*, services, feed_services, now):
-    """Every output in no language; the per-service feeds of ``feed_services`` only (a quick
-    publish renders those of the services that changed)."""
+def statuspage_json(*, now):
+    """The Statuspage v2 documents, in English: clients compare the status descriptions with
+    Statuspage's English strings."""
+    from statuspage.publish import Output
+
+    with translation.override("en"):
+        return [
+            Output(
+                f"/api/v2/{key}",
+                "",
+                JSON,
+                json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode(),
+            )
+            for key, payload in v2.payloads(page_info(now), now=now).items()
+        ]
+
+
+def feeds_and_badges(*, services, feed_services, now):
+    """The feeds (the per-service ones of ``feed_services`` only: a quick publish renders
+    those of the services that changed), the maintenance calendar and the badges, in English
+    (one URL for every reader)."""
     from statuspage.publish import Output
 
     site = settings.SITE_URL
     outputs = []
-    # In English: clients compare the status descriptions with Statuspage's English strings,
-    # and a feed or badge has one URL for every reader.
     with translation.override("en"):
-        for key, payload in v2.payloads(page_info(now), now=now).items():
-            body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-            outputs.append(Output(f"/api/v2/{key}", "", JSON, body))
         outputs.append(Output("/history.atom", "", ATOM, feeds.history_feed("atom", site_url=site)))
         outputs.append(Output("/history.rss", "", RSS, feeds.history_feed("rss", site_url=site)))
         for service in feed_services:
             for kind, content_type in (("atom", ATOM), ("rss", RSS)):
                 body = feeds.history_feed(kind, site_url=site, service=service)
                 outputs.append(Output(f"/history/{service.slug}.{kind}", "", content_type, body))
-        outputs.append(
-            Output(
-                "/maintenance.ics", "", CALENDAR, feeds.maintenance_calendar(site_url=site, now=now)
-            )
-        )
+        calendar = feeds.maintenance_calendar(site_url=site, now=now)
+        outputs.append(Output("/maintenance.ics", "", CALENDAR, calendar))
         for service in services:
             body = badges.badge_svg(service.name, service.status)
             outputs.append(Output(f"/badge/{service.slug}.svg", "", SVG, body))

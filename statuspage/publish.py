@@ -25,6 +25,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.db import transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
@@ -40,7 +41,7 @@ LANGUAGES = ("en", "ro")
 HTML = "text/html; charset=utf-8"
 # A change written just before a publish started may carry an updated_at a little before its
 # commit: incident pages changed this long before the last publish are rendered again.
-CHANGE_MARGIN = timedelta(seconds=60)
+CHANGE_MARGIN = timedelta(seconds=15)
 # Static files the pages link to, copied beside them for a static host.
 STATIC_FILES = ("statuspage/status.css",)
 
@@ -132,34 +133,76 @@ def _months(items):
     return months
 
 
-def build(*, full, since, now):
-    """Every output this publish renders, and the incident ids whose pages may exist."""
-    outputs = []
-    public_ids = set(public.public_incidents().values_list("pk", flat=True))
-    changed_incidents = public.public_incidents()
-    if not full:
-        changed_incidents = changed_incidents.filter(updated_at__gte=since - CHANGE_MARGIN)
-    incidents = {i.pk: i for i in changed_incidents}
+@dataclass
+class Plan:
+    """What one publish renders: read once, used by both of its steps."""
 
+    full: bool
+    since: object
+    now: object
+    services: list
+    incidents: dict  # the public incidents whose pages are rendered (changed ones, or all)
+    public_ids: set
+
+
+def plan(*, full, since, now):
+    changed = public.public_incidents()
+    if not full:
+        changed = changed.filter(updated_at__gte=since - CHANGE_MARGIN)
+    return Plan(
+        full=full,
+        since=since,
+        now=now,
+        services=list(public.public_services()),
+        incidents={i.pk: i for i in changed},
+        public_ids=set(public.public_incidents().values_list("pk", flat=True)),
+    )
+
+
+def urgent_outputs(plan):
+    """What a reader checks first in an outage: the page, the changed incidents' pages and the
+    Statuspage JSON. Committed before the rest, so they show sooner."""
+    outputs = []
+    for language in LANGUAGES:
+        with translation.override(language):
+            outputs.append(
+                _html("/", "statuspage/index.html", pages.index_context(now=plan.now), language)
+            )
+            for incident in plan.incidents.values():
+                outputs.append(
+                    _html(
+                        f"/incidents/{incident.pk}/",
+                        "statuspage/incident.html",
+                        {"incident": pages.incident_view(incident, now=plan.now)},
+                        language,
+                    )
+                )
+    outputs.extend(machine_outputs.statuspage_json(now=plan.now))
+    return outputs
+
+
+def remaining_outputs(plan):
+    """The history, uptime pages, feeds, calendar and badges; and, per path prefix, which
+    paths may exist (the others are removed)."""
+    outputs = []
+    services, now, since = plan.services, plan.now, plan.since
     items = _history_items()
     months = _months(items)
-    current = _month_key(now)
-    if full:
+    if plan.full:
         month_keys = set(months)
     else:
-        month_keys = {current} | {_month_key(i.published_at) for i in incidents.values()}
+        month_keys = {_month_key(now)} | {
+            _month_key(i.published_at) for i in plan.incidents.values()
+        }
     month_order = sorted(months, reverse=True)
-
-    services = list(public.public_services())
-    if full:
+    if plan.full:
         uptime_services = services
     else:
+        recent = since - CHANGE_MARGIN
         moved = set(
-            ServiceStatusInterval.objects.filter(valid_from__gte=since - CHANGE_MARGIN)
-            .values_list("service_id", flat=True)
-            .distinct()
-        ) | set(
-            ServiceStatusInterval.objects.filter(valid_to__gte=since - CHANGE_MARGIN)
+            ServiceStatusInterval.objects.filter(
+                Q(valid_from__gte=recent) | Q(valid_to__gte=recent)
+            )
             .values_list("service_id", flat=True)
             .distinct()
         )
@@ -167,18 +210,6 @@ def build(*, full, since, now):
 
     for language in LANGUAGES:
         with translation.override(language):
-            outputs.append(
-                _html("/", "statuspage/index.html", pages.index_context(now=now), language)
-            )
-            for incident in incidents.values():
-                outputs.append(
-                    _html(
-                        f"/incidents/{incident.pk}/",
-                        "statuspage/incident.html",
-                        {"incident": pages.incident_view(incident, now=now)},
-                        language,
-                    )
-                )
             outputs.append(
                 _html(
                     "/history/",
@@ -209,24 +240,21 @@ def build(*, full, since, now):
                         language,
                     )
                 )
-    touched = {s.pk for i in incidents.values() for s in i.public_services}
+    touched = {s.pk for i in plan.incidents.values() for s in i.public_services}
     feed_services = (
-        services if full else [s for s in services if s.pk in touched or s in uptime_services]
+        services if plan.full else [s for s in services if s.pk in touched or s in uptime_services]
     )
-    outputs.extend(extra_outputs(services=services, feed_services=feed_services, now=now))
+    outputs.extend(
+        machine_outputs.feeds_and_badges(services=services, feed_services=feed_services, now=now)
+    )
     keep_prefixes = {
-        "/incidents/": {f"/incidents/{pk}/" for pk in public_ids},
+        "/incidents/": {f"/incidents/{pk}/" for pk in plan.public_ids},
         "/uptime/": {f"/uptime/{s.slug}/" for s in services},
         "/history/": {"/history/"}
         | {f"/history/{k}/" for k in months}
         | {f"/history/{s.slug}.{kind}" for s in services for kind in ("atom", "rss")},
     }
     return outputs, keep_prefixes
-
-
-def extra_outputs(*, services, feed_services, now):
-    """The outputs in no language (JSON, feeds, calendar, badges); see ``statuspage.outputs``."""
-    return machine_outputs.build(services=services, feed_services=feed_services, now=now)
 
 
 def _kept(path, produced, keep_prefixes):
@@ -238,9 +266,51 @@ def _kept(path, produced, keep_prefixes):
     return False
 
 
+def _existing():
+    return {
+        (path, language): (pk, etag)
+        for pk, path, language, etag in Snapshot.objects.values_list(
+            "pk", "path", "language", "etag"
+        )
+    }
+
+
+def _store(outputs, existing, now):
+    """Write the outputs whose body changed; returns them."""
+    create, update, written = [], [], []
+    for output in outputs:
+        etag = etag_of(output.body)
+        found = existing.get((output.path, output.language))
+        if found and found[1] == etag:
+            continue
+        row = Snapshot(
+            path=output.path,
+            language=output.language,
+            content_type=output.content_type,
+            body=output.body,
+            etag=etag,
+            modified_at=now,
+        )
+        if found:
+            row.pk = found[0]
+            update.append(row)
+        else:
+            create.append(row)
+        written.append(output)
+    Snapshot.objects.bulk_create(create, batch_size=500)
+    Snapshot.objects.bulk_update(
+        update, ["content_type", "body", "etag", "modified_at"], batch_size=500
+    )
+    return written
+
+
 def publish(*, requested_at=None, full=False, now=None):
     """Publish unless a publish that started after ``requested_at`` covered it. Returns the
-    number of outputs that changed, or None when skipped."""
+    number of outputs that changed, or None when skipped.
+
+    Two steps, each its own transaction under the ``PublishState`` lock: the urgent outputs
+    (page, changed incidents, JSON), then the rest. The second step is left to a newer publish
+    when one started in between (it would otherwise write older data over newer)."""
     started = timezone.now()  # before the lock: every commit before it is visible below
     PublishState.objects.get_or_create(pk=1)
     with transaction.atomic():
@@ -249,56 +319,36 @@ def publish(*, requested_at=None, full=False, now=None):
             return None
         now = now or timezone.now()
         full = full or state.full_at is None
-        since = state.started_at or now
         ensure_rolled_up(now=now)
         roll_up(today(now), today(now), now=now)
-        outputs, keep_prefixes = build(full=full, since=since, now=now)
+        work = plan(full=full, since=state.started_at or now, now=now)
+        urgent = urgent_outputs(work)
+        first = _store(urgent, _existing(), now)
+        state.started_at = started
+        state.save(update_fields=["started_at"])
+        transaction.on_commit(lambda: write_files(first, []))
 
-        existing = {
-            (path, language): (pk, etag)
-            for pk, path, language, etag in Snapshot.objects.values_list(
-                "pk", "path", "language", "etag"
-            )
-        }
-        produced = {o.path for o in outputs}
-        create, update, written = [], [], []
-        for output in outputs:
-            etag = etag_of(output.body)
-            found = existing.get((output.path, output.language))
-            if found and found[1] == etag:
-                continue
-            row = Snapshot(
-                path=output.path,
-                language=output.language,
-                content_type=output.content_type,
-                body=output.body,
-                etag=etag,
-                modified_at=now,
-            )
-            if found:
-                row.pk = found[0]
-                update.append(row)
-            else:
-                create.append(row)
-            written.append(output)
+    with transaction.atomic():
+        state = PublishState.objects.select_for_update().get(pk=1)
+        if state.started_at != started:
+            return len(first)  # a newer publish has begun: the rest is its to do
+        rest, keep_prefixes = remaining_outputs(work)
+        existing = _existing()
+        second = _store(rest, existing, now)
+        produced = {o.path for o in urgent} | {o.path for o in rest}
         gone = [
             (pk, path, language)
             for (path, language), (pk, _etag) in existing.items()
             if not _kept(path, produced, keep_prefixes)
         ]
-        Snapshot.objects.bulk_create(create, batch_size=500)
-        Snapshot.objects.bulk_update(
-            update, ["content_type", "body", "etag", "modified_at"], batch_size=500
-        )
         Snapshot.objects.filter(pk__in=[pk for pk, _p, _l in gone]).delete()
-        state.started_at = started
         state.finished_at = timezone.now()
         if full:
             state.full_at = started
-        state.save()
+        state.save(update_fields=["finished_at", "full_at"])
         removed = [(path, language) for _pk, path, language in gone]
-        transaction.on_commit(lambda: write_files(written, removed, everything=full))
-    return len(written) + len(gone)
+        transaction.on_commit(lambda: write_files(second, removed, everything=full))
+    return len(first) + len(second) + len(gone)
 
 
 # --- the published folder ----------------------------------------------------------------

@@ -27,7 +27,7 @@ READ_CACHE_MAX = 512
 
 
 def _read_cache_seconds():
-    return getattr(settings, "STATUS_PAGE_READ_CACHE_SECONDS", 0.5)
+    return getattr(settings, "STATUS_PAGE_READ_CACHE_SECONDS", 0.25)
 
 
 def _snapshot(path, language):
