@@ -248,6 +248,9 @@ STATUS_PAGE_TIME_ZONE = env.str("STATUS_PAGE_TIME_ZONE", default="UTC")
 # Every publish is also written here as files, for nginx or any static host to serve when
 # Django, the database or the workers are down (README "Status page"). Empty: no files.
 STATUS_PAGE_DIR = env.str("STATUS_PAGE_DIR", default=str(VAR_DIR / "public"))
+# Subscription requests per address and per client address, per hour.
+SUBSCRIBE_RATE_PER_ADDRESS = env.int("SUBSCRIBE_RATE_PER_ADDRESS", default=5)
+SUBSCRIBE_RATE_PER_IP = env.int("SUBSCRIBE_RATE_PER_IP", default=20)
 STATUS_PAGE_MAX_AGE = env.int("STATUS_PAGE_MAX_AGE", default=10)
 STATUS_PAGE_READ_CACHE_SECONDS = env.float("STATUS_PAGE_READ_CACHE_SECONDS", default=0.25)
 

@@ -159,32 +159,37 @@ def plan(*, full, since, now):
     )
 
 
-def urgent_outputs(plan):
-    """What a reader checks first in an outage: the page, the changed incidents' pages and the
-    Statuspage JSON. Committed before the rest, so they show sooner."""
-    outputs = []
-    for language in LANGUAGES:
-        with translation.override(language):
+def _page_and_incidents(plan, language):
+    with translation.override(language):
+        outputs = [_html("/", "statuspage/index.html", pages.index_context(now=plan.now), language)]
+        for incident in plan.incidents.values():
             outputs.append(
-                _html("/", "statuspage/index.html", pages.index_context(now=plan.now), language)
-            )
-            for incident in plan.incidents.values():
-                outputs.append(
-                    _html(
-                        f"/incidents/{incident.pk}/",
-                        "statuspage/incident.html",
-                        {"incident": pages.incident_view(incident, now=plan.now)},
-                        language,
-                    )
+                _html(
+                    f"/incidents/{incident.pk}/",
+                    "statuspage/incident.html",
+                    {"incident": pages.incident_view(incident, now=plan.now)},
+                    language,
                 )
-    outputs.extend(machine_outputs.statuspage_json(now=plan.now))
+            )
     return outputs
+
+
+def urgent_outputs(plan):
+    """What a reader checks first in an outage: the page and the changed incidents' pages in
+    the default language, and the Statuspage JSON. Committed before the rest, so they show
+    sooner (the other languages follow a moment later)."""
+    return [
+        *_page_and_incidents(plan, LANGUAGES[0]),
+        *machine_outputs.statuspage_json(now=plan.now),
+    ]
 
 
 def remaining_outputs(plan):
     """The history, uptime pages, feeds, calendar and badges; and, per path prefix, which
     paths may exist (the others are removed)."""
     outputs = []
+    for language in LANGUAGES[1:]:
+        outputs.extend(_page_and_incidents(plan, language))
     services, now, since = plan.services, plan.now, plan.since
     items = _history_items()
     months = _months(items)
@@ -266,12 +271,14 @@ def _kept(path, produced, keep_prefixes):
     return False
 
 
-def _existing():
+def _existing(paths=None):
+    """{(path, language): (pk, etag)} of the stored snapshots (of ``paths``, or all)."""
+    rows = Snapshot.objects.all()
+    if paths is not None:
+        rows = rows.filter(path__in=paths)
     return {
         (path, language): (pk, etag)
-        for pk, path, language, etag in Snapshot.objects.values_list(
-            "pk", "path", "language", "etag"
-        )
+        for pk, path, language, etag in rows.values_list("pk", "path", "language", "etag")
     }
 
 
@@ -320,10 +327,9 @@ def publish(*, requested_at=None, full=False, now=None):
         now = now or timezone.now()
         full = full or state.full_at is None
         ensure_rolled_up(now=now)
-        roll_up(today(now), today(now), now=now)
         work = plan(full=full, since=state.started_at or now, now=now)
         urgent = urgent_outputs(work)
-        first = _store(urgent, _existing(), now)
+        first = _store(urgent, _existing({o.path for o in urgent}), now)
         state.started_at = started
         state.save(update_fields=["started_at"])
         transaction.on_commit(lambda: write_files(first, []))
@@ -332,6 +338,9 @@ def publish(*, requested_at=None, full=False, now=None):
         state = PublishState.objects.select_for_update().get(pk=1)
         if state.started_at != started:
             return len(first)  # a newer publish has begun: the rest is its to do
+        # Today's figures move by the minute: rolled up here, shown from the next publish on
+        # (the first step stays short).
+        roll_up(today(now), today(now), now=now)
         rest, keep_prefixes = remaining_outputs(work)
         existing = _existing()
         second = _store(rest, existing, now)
