@@ -382,7 +382,9 @@ def enqueue_maintenance_event(*, window, status, payload, revision=None):
 def cancel_maintenance_events(window_id):
     """The catalog's port for a deleted maintenance window (``services.announcements``)."""
     return cancel_for_subject(
-        MAINTENANCE_SUBJECT, window_id, reason=f"not sent: maintenance {window_id} was deleted"
+        MAINTENANCE_SUBJECT,
+        window_id,
+        reason=f"not sent: maintenance {window_id} was cancelled or deleted",
     )
 
 

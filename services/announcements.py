@@ -30,6 +30,12 @@ def register_outbox(writer, canceller=None):
     _outbox_canceller = canceller
 
 
+def withdraw_queued_announcements(window_id):
+    """The window's announcements still queued are not sent (those already sent stay)."""
+    if _outbox_canceller is not None:
+        _outbox_canceller(window_id)
+
+
 def withdraw_announcements(sender, instance, **kwargs):
     """post_delete receiver of ``MaintenanceWindow``: its announcements still queued are not
     sent (the outbox names the window without a foreign key, so no cascade reaches it); sent

@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 
 from itsm.publishing import public_side_changed
 from itsm.rows import read_together
-from services.announcements import announce_maintenance_status
+from services.announcements import announce_maintenance_status, withdraw_queued_announcements
 from services.graph import dependency_ids
 from services.history import Impact, Interval, status_intervals, worst_impact
 from services.models import (
@@ -493,6 +493,10 @@ def move_maintenance(window, *, to):
         window.save(update_fields=["status"])
         public_side_changed()
         cause = (CauseKind.MAINTENANCE, window.pk)
+        if to == MaintenanceStatus.CANCELLED:
+            # Announcements still queued (the "scheduled" mail) are not sent for a window that
+            # will not happen; the cancellation itself is announced below.
+            withdraw_queued_announcements(window.pk)
         if to == MaintenanceStatus.IN_PROGRESS:
             services = window.services.values_list("pk", flat=True)
             set_impacts(cause, dict.fromkeys(services, ServiceStatus.UNDER_MAINTENANCE))
