@@ -229,6 +229,13 @@ CELERY_BEAT_SCHEDULE = {
         "kwargs": {"full": True},
         "options": {"expires": 3600},
     },
+    # Maintenance windows start and end by themselves at their scheduled times (issue 18): a
+    # window is at most one tick late; a sweep not started within two ticks expires.
+    "maintenance-start-and-end": {
+        "task": "services.start_and_end_maintenance",
+        "schedule": timedelta(seconds=30),
+        "options": {"expires": 60, "queue": "sweeps"},
+    },
     "uptime-roll-up": {
         "task": "statuspage.roll_up_uptime",
         "schedule": timedelta(minutes=10),

@@ -1,5 +1,6 @@
 """Writes to the catalog that carry a rule: service status and maintenance transitions."""
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 from django.core.exceptions import ValidationError
@@ -24,6 +25,8 @@ from services.models import (
     ServiceStatus,
     ServiceStatusInterval,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class CatalogError(Exception):
@@ -504,6 +507,50 @@ def move_maintenance(window, *, to):
             end_impacts(cause)
         announce_maintenance_status(window)
     return window
+
+
+# The moves the beat makes by itself: (from, to, the column that says when it is due).
+_DUE_MAINTENANCE_MOVES = (
+    (MaintenanceStatus.SCHEDULED, MaintenanceStatus.IN_PROGRESS, "scheduled_start"),
+    (MaintenanceStatus.IN_PROGRESS, MaintenanceStatus.COMPLETED, "scheduled_end"),
+)
+
+
+def start_and_end_maintenance(*, now=None, limit=500):
+    """Start the scheduled windows whose start has come and complete those in progress whose
+    end has come, through :func:`move_maintenance` (services follow, subscribers hear). Each
+    window moves in a transaction of its own, claimed with ``skip_locked``: a window another
+    sweep or a person is moving right now is left to them, and a second sweep running at once
+    finds nothing to do. A window whose whole slot passed while nobody swept (beat was down)
+    starts and completes in the same sweep, so its subscribers hear both. Returns
+    ``(started ids, completed ids)``; at most ``limit`` of each per run (the next run goes on).
+    """
+    now = now or timezone.now()
+    moved = {MaintenanceStatus.IN_PROGRESS: [], MaintenanceStatus.COMPLETED: []}
+    for source, target, due_column in _DUE_MAINTENANCE_MOVES:
+        tried = set()  # a window that failed is not tried again in this run
+        while len(moved[target]) < limit:
+            with transaction.atomic():
+                window = (
+                    MaintenanceWindow.objects.select_for_update(skip_locked=True)
+                    .filter(status=source, **{f"{due_column}__lte": now})
+                    .exclude(pk__in=tried)
+                    .order_by(due_column, "pk")
+                    .first()
+                )
+                if window is None:
+                    break
+                tried.add(window.pk)
+                try:
+                    # A savepoint: a failure undoes this window's move only, and the loop goes
+                    # on with the next (one broken window must not hold up all the others).
+                    with transaction.atomic():
+                        move_maintenance(window, to=target)
+                except Exception:
+                    logger.exception("could not move maintenance %s to %s", window.pk, target)
+                    continue
+            moved[target].append(window.pk)
+    return moved[MaintenanceStatus.IN_PROGRESS], moved[MaintenanceStatus.COMPLETED]
 
 
 _EDITABLE_MAINTENANCE_FIELDS = (
