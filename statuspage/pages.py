@@ -70,26 +70,27 @@ class ServiceRow:
 
     @property
     def bar_html(self):
-        return bar_html(self.bar)
+        return bar_html(self.bar, key=self.pk)
 
 
-def bar_html(segments):
+def bar_html(segments, key=""):
     """The segments of an uptime bar as HTML list items. Built here rather than by a template
     loop: a page of 200 services has thousands, and the template engine took most of a
     publish. A quiet run is one wide item with a hover title; a day worth telling is a keyboard
-    stop whose text shows on hover and focus (and is read out: it is visually hidden, not
-    hidden)."""
+    stop whose text shows on hover and focus, and which is named by that text
+    (aria-labelledby reads it while it is hidden)."""
     items = []
-    for d in segments:
+    for n, d in enumerate(segments):
         if d.quiet:
             items.append(
                 f'<li class="day st-{d.status or "none"}" style="flex-grow:{d.days}" '
                 f'title="{escape(d.text)}"></li>'
             )
         else:
+            tip = f"t{key}-{n}"
             items.append(
-                f'<li class="day st-{d.status}" tabindex="0">'
-                f'<span class="tip">{escape(d.text)}</span></li>'
+                f'<li class="day st-{d.status}" tabindex="0" aria-labelledby="{tip}">'
+                f'<span class="tip" id="{tip}">{escape(d.text)}</span></li>'
             )
     return mark_safe("".join(items))  # noqa: S308 (every text above is escaped)
 
