@@ -120,7 +120,7 @@ def test_deleting_a_maintenance_window_cancels_its_announcements(service, smtp, 
 
     rows = Notification.objects.filter(event=event)
     assert {(r.status, r.last_error) for r in rows} == {
-        ("cancelled", f"not sent: maintenance {window.pk} was deleted")
+        ("cancelled", f"not sent: maintenance {window.pk} was cancelled or deleted")
     }
     assert delivery.deliver_event(event.pk) == 0
     assert smtp.messages == []

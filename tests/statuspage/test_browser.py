@@ -5,6 +5,7 @@ Screenshots go to ``<var>/screenshots/`` for CI to keep."""
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -130,7 +131,10 @@ def test_the_status_page_in_a_browser(page_data, live_server, browser, screensho
     assert "pod-7" not in page.content()
 
     # Yesterday's half hour of outage is a red day whose tooltip shows on keyboard focus.
-    red = page.locator('#service-website .day.st-major_outage[aria-label*="30 minutes of outage"]')
+    # Found by its accessible name (aria-labelledby: the day's text), as a screen reader names it.
+    red = page.locator("#service-website").get_by_role(
+        "listitem", name=re.compile("30 minutes of outage")
+    )
     expect(red).to_have_count(1)
     assert red.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(207, 34, 46)"
     tip = red.locator(".tip")
