@@ -253,6 +253,7 @@ def post_update_view(model_admin):
                 incident,
                 actor=request.user,
                 body=form.cleaned_data["body"],
+                body_ro=form.cleaned_data["body_ro"],
                 is_public=is_public,
                 public_status=form.cleaned_data["public_status"],
                 expected_version=version,
@@ -288,7 +289,11 @@ def preview_view(model_admin):
             data = form.cleaned_data
             status = data["public_status"] or incident.public_status or PublicStatus.INVESTIGATING
             preview = render_preview(
-                incident, data["body"], status, data["language"] or request.LANGUAGE_CODE[:2]
+                incident,
+                data["body"],
+                status,
+                data["language"] or request.LANGUAGE_CODE[:2],
+                body_ro=data["body_ro"],
             )
         context = {
             **model_admin.admin_site.each_context(request),

@@ -134,6 +134,15 @@ class UpdateForm(forms.Form):
     """A new work note or public update, and the language to preview its email in."""
 
     body = forms.CharField(label=_("message"), widget=forms.Textarea(attrs={"rows": 4}))
+    body_ro = forms.CharField(
+        label=_("message in Romanian"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text=_(
+            "Optional, for a public update: Romanian subscribers and the Romanian status page "
+            "get this text; without it they get the message above."
+        ),
+    )
     is_public = forms.BooleanField(label=_("public update"), required=False)
     public_status = forms.ChoiceField(
         label=_("public status"),

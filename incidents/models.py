@@ -476,6 +476,9 @@ class IncidentUpdate(models.Model):
         _("public status"), max_length=16, choices=PublicStatus.choices, blank=True
     )
     body = models.TextField(_("message"))
+    # The same public message in Romanian: Romanian subscribers and the Romanian status page get
+    # it; where it is empty they get ``body``.
+    body_ro = models.TextField(_("message in Romanian"), blank=True)
 
     objects = IncidentChildQuerySet.as_manager()
 
@@ -488,6 +491,10 @@ class IncidentUpdate(models.Model):
     def __str__(self):
         kind = _("public update") if self.is_public else _("work note")
         return f"{kind} {self.created_at:%Y-%m-%d %H:%M}"
+
+    def text_in(self, language):
+        """The message in ``language``, falling back to the other one."""
+        return (self.body_ro or self.body) if language == "ro" else (self.body or self.body_ro)
 
 
 class SlaSignal(models.Model):

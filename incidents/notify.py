@@ -73,7 +73,7 @@ def _read_services(incident):
     return found, {pk for (pk,) in hurt} | private
 
 
-def incident_payload(incident, *, kind, body="", public_status="", services=None):
+def incident_payload(incident, *, kind, body="", body_ro="", public_status="", services=None):
     """All the customer templates need about ``incident``, computed once per event.
     ``services``: the incident's services in display order, when the caller read them."""
     if services is None:
@@ -88,6 +88,7 @@ def incident_payload(incident, *, kind, body="", public_status="", services=None
             "title": "",
             "public_status": public_status or incident.public_status or "",
             "body": body,
+            "body_ro": body_ro,
             "services": public_service_names(services),
             "url": f"{settings.SITE_URL}/",
             "kind": str(kind),
@@ -99,6 +100,7 @@ def incident_payload(incident, *, kind, body="", public_status="", services=None
         "title": incident.title,
         "public_status": public_status or incident.public_status or "",
         "body": body,
+        "body_ro": body_ro,
         "services": public_service_names(services),
         "url": incident_url(incident),
         "kind": str(kind),
@@ -121,6 +123,7 @@ def enqueue_incident_event(*, incident, kind, update=None):
         incident,
         kind=kind,
         body=update.body if update else "",
+        body_ro=update.body_ro if update else "",
         public_status=(update.public_status if update else "") or incident.public_status,
         services=services,
     )
@@ -184,13 +187,15 @@ def notify_staff_batch(messages):
     return outbox.notify_staff_batch(messages)
 
 
-def render_preview(incident, body, public_status, language):
+def render_preview(incident, body, public_status, language, *, body_ro=""):
     """The email a public update with ``body`` would send, exactly as a customer would get it
     (with a sample unsubscribe link). Writes nothing. Returns a dict with subject, text, html."""
     kind = EventKind.INCIDENT_UPDATED if incident.published_at else EventKind.INCIDENT_PUBLISHED
     if public_status == "resolved":
         kind = EventKind.INCIDENT_RESOLVED
-    payload = incident_payload(incident, kind=kind, body=body, public_status=public_status)
+    payload = incident_payload(
+        incident, kind=kind, body=body, body_ro=body_ro, public_status=public_status
+    )
     subject, text, html = render_email(
         kind, payload, language, unsubscribe_url="#unsubscribe-link-for-each-recipient"
     )

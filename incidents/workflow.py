@@ -772,11 +772,21 @@ def resume(incident, *, actor, expected_version=None, now=None):
 
 @_checked("post_update")
 def post_update(
-    incident, *, actor, body, is_public=False, public_status="", expected_version=None, now=None
+    incident,
+    *,
+    actor,
+    body,
+    body_ro="",
+    is_public=False,
+    public_status="",
+    expected_version=None,
+    now=None,
 ):
     """Write a work note, or a public update customers see and are told about. The first
-    public update publishes the incident."""
+    public update publishes the incident. ``body_ro``: the public message in Romanian too
+    (Romanian subscribers and the Romanian page get it; without it, ``body``)."""
     body = (body or "").strip()
+    body_ro = (body_ro or "").strip() if is_public else ""
     if not body:
         raise WorkflowError(_("An update needs a message."), field="body")
     if is_public and public_status not in PublicStatus.values:
@@ -804,6 +814,7 @@ def post_update(
             is_public=is_public,
             public_status=public_status if is_public else "",
             body=body,
+            body_ro=body_ro,
         )
         kind = None
         if is_public:

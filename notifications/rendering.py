@@ -37,6 +37,9 @@ def render_email(kind, payload, language, *, unsubscribe_url=UNSUBSCRIBE_PLACEHO
     """(subject, text, html) for one event in one language."""
     with translation.override(language):
         if kind in INCIDENT_KINDS or kind in MAINTENANCE_KINDS:
+            if language == "ro" and payload.get("body_ro"):
+                # The message in the reader's language (an update may carry a Romanian text).
+                payload = {**payload, "body": payload["body_ro"]}
             context = {
                 "kind": kind,
                 "p": payload,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db.models import Min, Sum
-from django.utils import formats, timezone
+from django.utils import formats, timezone, translation
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
@@ -308,7 +308,7 @@ def incident_view(incident, *, now=None):
                 "at": u.created_at,
                 "status": u.public_status,
                 "status_label": u.get_public_status_display(),
-                "body": u.body,
+                "body": u.text_in(translation.get_language()),
             }
             for u in sorted(
                 incident.public_updates, key=lambda u: (u.created_at, u.pk), reverse=True

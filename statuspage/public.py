@@ -73,7 +73,7 @@ def public_service(slug):
 
 def _public_updates():
     return IncidentUpdate.objects.filter(is_public=True).only(
-        "id", "incident_id", "created_at", "public_status", "body"
+        "id", "incident_id", "created_at", "public_status", "body", "body_ro"
     )
 
 

@@ -107,6 +107,12 @@ class ReopenSerializer(serializers.Serializer):
 
 class UpdateSerializer(serializers.Serializer):
     body = serializers.CharField()
+    body_ro = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="The public message in Romanian (optional; Romanian readers get `body` without).",
+    )
     is_public = serializers.BooleanField(default=False)
     public_status = serializers.ChoiceField(
         choices=PublicStatus.choices, required=False, allow_blank=True, default=""

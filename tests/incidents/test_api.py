@@ -185,9 +185,16 @@ def test_a_write_token_works_an_incident_through_the_workflow(client, world):
         client,
         incident,
         "updates",
-        {"body": "Fix rolling out.", "is_public": True, "public_status": "monitoring"},
+        {
+            "body": "Fix rolling out.",
+            "body_ro": "Remedierea se aplică.",
+            "is_public": True,
+            "public_status": "monitoring",
+        },
     )
     assert update.json()["public_status"] == "monitoring"
+    posted = incident.updates.get(body="Fix rolling out.")
+    assert posted.text_in("ro") == "Remedierea se aplică."
     resolved = post(client, incident, "resolve", {"code": "fixed", "notes": "Rolled back."})
     assert resolved.json()["state"] == "resolved"
     events = list(

@@ -365,3 +365,51 @@ def test_the_confirmation_is_queued_not_sent_in_the_request(payments, dispatched
     (row,) = Notification.objects.filter(address=ADDRESS)
     assert row.event.kind == EventKind.SUBSCRIPTION_CONFIRMATION
     assert row.status == "pending"
+
+
+def test_each_subscriber_gets_the_update_in_their_language(
+    agent, payments, smtp, mailer, django_capture_on_commit_callbacks
+):
+    for address, language in (("ana@public.example", "ro"), ("bob@public.example", "en")):
+        mailer.post(client(), {"email": address, "all_services": "on", "language": language})
+        (confirmation,) = mails_to(smtp, address)
+        assert client().get(confirm_link(confirmation)).status_code == 200
+    smtp.messages.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        incident = workflow.create_incident(
+            actor=agent, title="Refunds delayed", services={payments: ServiceStatus.MAJOR_OUTAGE}
+        )
+        workflow.post_update(
+            incident,
+            actor=agent,
+            body="Refunds are delayed; we are on it.",
+            body_ro="Rambursările întârzie; ne ocupăm.",
+            is_public=True,
+            public_status="investigating",
+        )
+        workflow.post_update(
+            incident,
+            actor=agent,
+            body="Refunds are flowing again.",
+            is_public=True,
+            public_status="monitoring",
+        )
+    mailer.deliver()
+
+    romanian = [text_of(m) for m in mails_to(smtp, "ana@public.example")]
+    english = [text_of(m) for m in mails_to(smtp, "bob@public.example")]
+    assert len(romanian) == len(english) == 2
+    assert any("Rambursările întârzie; ne ocupăm." in t for t in romanian)
+    assert not any("Refunds are delayed" in t for t in romanian)
+    assert any("Refunds are delayed; we are on it." in t for t in english)
+    assert not any("Rambursările" in t for t in english)
+    # No Romanian text: the Romanian subscriber gets the English one.
+    assert any("Refunds are flowing again." in t for t in romanian)
+
+    from statuspage.publish import publish as publish_page
+
+    publish_page()
+    page_ro = client().get(f"/ro/incidents/{incident.pk}/").content.decode()
+    page_en = client().get(f"/incidents/{incident.pk}/").content.decode()
+    assert "Rambursările întârzie; ne ocupăm." in page_ro and "Refunds are flowing" in page_ro
+    assert "Refunds are delayed; we are on it." in page_en and "Rambursările" not in page_en
