@@ -94,7 +94,10 @@ def test_killed_worker_loses_nothing(procs, smtp, redis_db):
     procs.kill(first)  # SIGKILL: no chance to mark, release or requeue anything
     killed_at = len(smtp.messages)
     assert killed_at < 1000
-    assert Notification.objects.filter(event_id=event_id, status="sending").exists()
+    # The kill left work behind: rows claimed by the dead worker ("sending", whose lease the
+    # sweep must reclaim) and, on a machine slow enough that the kill fell between two claims,
+    # rows not claimed yet. Either way everything must still arrive once.
+    assert Notification.objects.filter(event_id=event_id).exclude(status="sent").exists()
 
     smtp.delay = 0
     procs.worker("second")
