@@ -14,6 +14,13 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _publish_everything_at_once(settings):
+    # Tests call publish() and read every output at once; the second step's rate limit is for
+    # a stream of changes (tests/statuspage/test_pages.py tests it).
+    settings.STATUS_PAGE_REST_INTERVAL = 0
+
+
+@pytest.fixture(autouse=True)
 def _no_login_throttling(settings):
     # django-axes needs the request in authenticate(), which ``client.login`` does not pass; the
     # tests of the throttling itself (tests/itsm/test_login_throttle.py) turn it back on.

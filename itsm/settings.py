@@ -261,6 +261,9 @@ STATUS_PAGE_DIR = env.str("STATUS_PAGE_DIR", default=str(VAR_DIR / "public"))
 # Subscription requests per address and per client address, per hour.
 SUBSCRIBE_RATE_PER_ADDRESS = env.int("SUBSCRIBE_RATE_PER_ADDRESS", default=5)
 SUBSCRIBE_RATE_PER_IP = env.int("SUBSCRIBE_RATE_PER_IP", default=20)
+# A publish's second step (history, feeds, badges, the other language) runs at most this often
+# under a stream of changes; the first (the page, incidents, JSON) runs for every change.
+STATUS_PAGE_REST_INTERVAL = env.float("STATUS_PAGE_REST_INTERVAL", default=5.0)
 STATUS_PAGE_MAX_AGE = env.int("STATUS_PAGE_MAX_AGE", default=10)
 STATUS_PAGE_READ_CACHE_SECONDS = env.float("STATUS_PAGE_READ_CACHE_SECONDS", default=0.25)
 

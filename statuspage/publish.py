@@ -18,10 +18,12 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.db import transaction
@@ -255,6 +257,7 @@ def remaining_outputs(plan):
     keep_prefixes = {
         "/incidents/": {f"/incidents/{pk}/" for pk in plan.public_ids},
         "/uptime/": {f"/uptime/{s.slug}/" for s in services},
+        "/badge/": {f"/badge/{s.slug}.svg" for s in services},
         "/history/": {"/history/"}
         | {f"/history/{k}/" for k in months}
         | {f"/history/{s.slug}.{kind}" for s in services for kind in ("atom", "rss")},
@@ -262,13 +265,14 @@ def remaining_outputs(plan):
     return outputs, keep_prefixes
 
 
-def _kept(path, produced, keep_prefixes):
+def _kept(path, produced, keep_prefixes, *, full):
     if path in produced:
         return True
     for prefix, allowed in keep_prefixes.items():
         if path.startswith(prefix):
             return path in allowed
-    return False
+    # Anything else a full publish did not produce is gone (a renamed JSON document, say).
+    return not full
 
 
 def _existing(paths=None):
@@ -311,50 +315,76 @@ def _store(outputs, existing, now):
     return written
 
 
-def publish(*, requested_at=None, full=False, now=None):
+def _rest_interval():
+    return getattr(settings, "STATUS_PAGE_REST_INTERVAL", 5.0)
+
+
+def _publish_rest_later(countdown):
+    """Ask for the second step alone in ``countdown`` seconds (by name: this runs in a task)."""
+    try:
+        current_app.send_task(
+            "statuspage.publish",
+            kwargs={"requested_at": time.time(), "rest_only": True},
+            countdown=countdown,
+        )
+    except Exception:  # beat's minute publish catches up
+        logger.warning("could not schedule the rest of a publish", exc_info=True)
+
+
+def publish(*, requested_at=None, full=False, rest_only=False, now=None):
     """Publish unless a publish that started after ``requested_at`` covered it. Returns the
     number of outputs that changed, or None when skipped.
 
-    Two steps, each its own transaction under the ``PublishState`` lock: the urgent outputs
-    (page, changed incidents, JSON), then the rest. The second step is left to a newer publish
-    when one started in between (it would otherwise write older data over newer)."""
+    Two steps, each its own transaction under the ``PublishState`` lock. First the urgent
+    outputs (the page, the changed incidents, the JSON): every publish. Then the rest (the other
+    language, history, uptime pages, feeds, calendar, badges), from data it reads itself: at most
+    once per ``STATUS_PAGE_REST_INTERVAL`` seconds, so a stream of public updates costs a short
+    first step each and one second step per interval (a later one is scheduled, ``rest_only``)."""
     started = timezone.now()  # before the lock: every commit before it is visible below
     PublishState.objects.get_or_create(pk=1)
+    first = []
     with transaction.atomic():
         state = PublishState.objects.select_for_update().get(pk=1)
-        if requested_at is not None and state.started_at and requested_at < state.started_at:
+        covered_at = state.incidents_since if rest_only else state.started_at
+        if requested_at is not None and covered_at and requested_at < covered_at:
             return None
         now = now or timezone.now()
-        full = full or state.full_at is None
+        full = (full or state.full_at is None) and not rest_only
         ensure_rolled_up(now=now)
-        work = plan(full=full, since=state.started_at or now, now=now)
-        urgent = urgent_outputs(work)
-        first = _store(urgent, _existing({o.path for o in urgent}), now)
-        state.started_at = started
-        state.save(update_fields=["started_at"])
-        transaction.on_commit(lambda: write_files(first, []))
+        if not rest_only:
+            work = plan(full=full, since=state.started_at or now, now=now)
+            urgent = urgent_outputs(work)
+            first = _store(urgent, _existing({o.path for o in urgent}), now)
+            state.started_at = started
+            state.save(update_fields=["started_at"])
+            transaction.on_commit(lambda: write_files(first, []))
+        last_rest = state.finished_at
+    wait = _rest_interval() - (now - last_rest).total_seconds() if last_rest else 0
+    if not (full or rest_only) and wait > 0:
+        _publish_rest_later(wait)
+        return len(first)
 
+    rest_started = timezone.now()
     with transaction.atomic():
         state = PublishState.objects.select_for_update().get(pk=1)
-        if state.started_at != started:
-            return len(first)  # a newer publish has begun: the rest is its to do
-        # Today's figures move by the minute: rolled up here, shown from the next publish on
-        # (the first step stays short).
+        # Today's figures move by the minute: rolled up here, shown from the next first step on.
         roll_up(today(now), today(now), now=now)
+        work = plan(full=full, since=state.incidents_since or state.started_at or now, now=now)
         rest, keep_prefixes = remaining_outputs(work)
         existing = _existing()
         second = _store(rest, existing, now)
-        produced = {o.path for o in urgent} | {o.path for o in rest}
+        produced = {o.path for o in first} | {o.path for o in rest}
         gone = [
             (pk, path, language)
             for (path, language), (pk, _etag) in existing.items()
-            if not _kept(path, produced, keep_prefixes)
+            if not _kept(path, produced, keep_prefixes, full=full)
         ]
         Snapshot.objects.filter(pk__in=[pk for pk, _p, _l in gone]).delete()
         state.finished_at = timezone.now()
+        state.incidents_since = rest_started
         if full:
             state.full_at = started
-        state.save(update_fields=["finished_at", "full_at"])
+        state.save(update_fields=["finished_at", "incidents_since", "full_at"])
         removed = [(path, language) for _pk, path, language in gone]
         transaction.on_commit(lambda: write_files(second, removed, everything=full))
     return len(first) + len(second) + len(gone)

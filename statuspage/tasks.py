@@ -6,13 +6,13 @@ from statuspage import rollup
 
 
 @itsm_task("statuspage.publish", time_limit=600)
-def publish(requested_at=None, full=False):
+def publish(requested_at=None, full=False, rest_only=False):
     """Re-publish the public side, unless a publish that started later already covered
-    ``requested_at`` (a UNIX time)."""
+    ``requested_at`` (a UNIX time); ``rest_only``: the second step alone."""
     from datetime import UTC, datetime
 
     when = datetime.fromtimestamp(requested_at, UTC) if requested_at is not None else None
-    return publishing.publish(requested_at=when, full=full)
+    return publishing.publish(requested_at=when, full=full, rest_only=rest_only)
 
 
 @itsm_task("statuspage.roll_up_uptime")

@@ -254,3 +254,39 @@ def test_feeds_calendar_and_badges_are_served_from_the_snapshot(client, agent):
     badge = client.get("/badge/website.svg")
     assert badge["Content-Type"] == "image/svg+xml" and b"Website" in badge.content
     assert client.get("/badge/nothing.svg").status_code == 404
+
+
+def test_under_a_stream_of_changes_the_second_step_waits_its_interval(
+    client, agent, settings, monkeypatch
+):
+    from statuspage import publish as publishing
+
+    settings.STATUS_PAGE_REST_INTERVAL = 60
+    later = []
+    monkeypatch.setattr(publishing, "_publish_rest_later", later.append)
+    web = ServiceFactory(name="Website", slug="website")
+    incident = published(agent, "Website slow", {web: ServiceStatus.DEGRADED_PERFORMANCE})
+    publish()  # the first publish does both steps
+    assert later == []
+    workflow.post_update(
+        incident,
+        actor=agent,
+        body="Fixed a cache.",
+        body_ro="Am reparat un cache.",
+        is_public=True,
+        public_status="monitoring",
+    )
+    asked = timezone.now()
+    publish()
+    # The English page and the JSON at once; the Romanian page and the feeds wait.
+    assert "Fixed a cache." in client.get(f"/incidents/{incident.pk}/").content.decode()
+    assert "Fixed a cache." in client.get("/api/v2/summary.json").content.decode()
+    assert "Am reparat" not in client.get(f"/ro/incidents/{incident.pk}/").content.decode()
+    assert "Fixed a cache." not in client.get("/history.atom").content.decode()
+    (countdown,) = later
+    assert 0 < countdown <= 60
+
+    publish(rest_only=True, requested_at=asked)  # what the scheduled task does
+    assert "Am reparat un cache." in client.get(f"/ro/incidents/{incident.pk}/").content.decode()
+    assert "Fixed a cache." in client.get("/history.atom").content.decode()
+    assert publish(rest_only=True, requested_at=asked) is None  # covered: one second step
