@@ -188,11 +188,11 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 SLA_SWEEP_INTERVAL = env.float("SLA_SWEEP_INTERVAL", default=5.0)
 OUTBOX_SWEEP_INTERVAL = env.float("OUTBOX_SWEEP_INTERVAL", default=10.0)
-# Two queues, so slow deliveries (a receiver that hangs, a stalled relay) never hold the SLA
-# sweeps up: a worker of its own consumes "sweeps" (run_all starts one per queue; README
-# "Workers"). The outbox sweep is the safety net of delivery, not a deadline: it runs with the
-# deliveries (on the embedded default its sweeps of up to 4.5 s under load made SLA sweeps
-# expire behind them, and breaches were flagged 4.8 s late at p99; bench E1).
+# Two queues, so slow deliveries (a receiver that hangs, a stalled relay) never hold the sweeps
+# up: a worker of its own consumes "sweeps" (run_all starts one per queue; README "Workers"),
+# with two processes, so an SLA sweep never waits behind an outbox sweep (on the embedded
+# default one of up to 4.5 s under load made SLA sweeps expire behind it: breaches were flagged
+# 4.8 s late at p99; bench E1).
 # A worker started without -Q consumes both, as one queue did before.
 CELERY_TASK_DEFAULT_QUEUE = "deliveries"
 CELERY_TASK_QUEUES = (
@@ -201,7 +201,7 @@ CELERY_TASK_QUEUES = (
 )
 CELERY_TASK_ROUTES = {
     "incidents.sweep_sla": {"queue": "sweeps"},
-    "notifications.sweep_outbox": {"queue": "deliveries"},
+    "notifications.sweep_outbox": {"queue": "sweeps"},
 }
 # A sweep not started within two ticks expires: a later one does its work, none pile up (one
 # tick would drop most sweeps on a single busy worker that also takes deliveries).

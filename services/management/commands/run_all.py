@@ -38,7 +38,7 @@ def worker_commands(python, concurrency):
     celery = [python, "-m", "celery", "-A", "itsm", "worker", "-l", "info"]
     return {
         "worker": [*celery, "-Q", "deliveries", "-c", str(concurrency), "-n", "deliveries@%h"],
-        "sweeper": [*celery, "-Q", "sweeps", "-c", "1", "-n", "sweeps@%h"],
+        "sweeper": [*celery, "-Q", "sweeps", "-c", "2", "-n", "sweeps@%h"],
     }
 
 
