@@ -82,10 +82,11 @@ def _load(services, past, active):
             f"opened_at + (15 + id % 465) * interval '1 minute' END"
         )
         cursor.execute(
-            f"INSERT INTO {updates} (incident_id, created_at, is_public, public_status, body) "
+            f"INSERT INTO {updates} "
+            f"(incident_id, created_at, is_public, public_status, body, body_ro) "
             f"SELECT id, opened_at, true, 'investigating', 'We are investigating reports of "
-            f"errors; some requests fail.' FROM {incidents} UNION ALL "
-            f"SELECT id, resolved_at, true, 'resolved', 'This incident has been resolved.' "
+            f"errors; some requests fail.', '' FROM {incidents} UNION ALL "
+            f"SELECT id, resolved_at, true, 'resolved', 'This incident has been resolved.', '' "
             f"FROM {incidents} WHERE resolved_at IS NOT NULL"
         )
         cursor.execute(

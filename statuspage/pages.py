@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db.models import Min, Sum
+from django.template.loader import render_to_string
 from django.utils import formats, timezone, translation
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
@@ -71,6 +72,41 @@ class ServiceRow:
     @property
     def bar_html(self):
         return bar_html(self.bar, key=self.pk)
+
+    @property
+    def html(self):
+        return service_row_html(self)
+
+
+# (language, row) -> the row's HTML. The publisher's process renders again only the rows that
+# changed since its last publish: a public update re-renders the page, rarely its services.
+_ROW_CACHE = {}
+_ROW_CACHE_MAX = 5000
+
+
+def service_row_html(row):
+    language = translation.get_language()
+    key = (
+        language,
+        row.pk,
+        row.name,
+        row.slug,
+        row.status,
+        row.status_label,
+        row.note,
+        None if row.uptime is None else round(row.uptime, 2),
+        tuple((d.status, d.days, d.text) for d in row.bar),
+    )
+    html = _ROW_CACHE.get(key)
+    if html is None:
+        if len(_ROW_CACHE) >= _ROW_CACHE_MAX:
+            _ROW_CACHE.clear()
+        html = render_to_string(
+            "statuspage/_service.html",
+            {"row": row, "prefix": "/ro" if language == "ro" else "", "uptime_days": UPTIME_DAYS},
+        )
+        _ROW_CACHE[key] = html
+    return mark_safe(html)  # rendered by the template engine, which escaped it
 
 
 def bar_html(segments, key=""):
