@@ -11,7 +11,8 @@ from django.conf import settings
 from incidents import workflow
 from services.models import MaintenanceStatus, MaintenanceWindow, ServiceStatus
 from statuspage import feeds
-from tests.factories import AGENT_GROUP, SECURITY_GROUP, ServiceFactory, UserFactory
+from tests.factories import ServiceFactory
+from tests.statuspage.conftest import published
 
 pytestmark = pytest.mark.django_db
 
@@ -22,30 +23,12 @@ MARKERS = ("SECRET-CONFIDENTIAL", "SECRET-UNPUBLISHED", "SECRET-WORKNOTE", "SECR
 
 
 @pytest.fixture
-def agent():
-    return UserFactory(username="agent", groups=[AGENT_GROUP])
-
-
-@pytest.fixture
-def security():
-    return UserFactory(username="sherlock", groups=[SECURITY_GROUP])
-
-
-@pytest.fixture
 def catalog():
     return {
         "web": ServiceFactory(name="Website", slug="website"),
         "mail": ServiceFactory(name="Mail & <Chat>", slug="mail"),
         "ledger": ServiceFactory(name="SECRET-LEDGER", slug="ledger", is_public=False),
     }
-
-
-def published(agent, title, services, *, at, body="Investigating.", status="investigating"):
-    incident = workflow.create_incident(actor=agent, title=title, services=services, now=at)
-    workflow.post_update(
-        incident, actor=agent, body=body, is_public=True, public_status=status, now=at
-    )
-    return incident
 
 
 @pytest.fixture

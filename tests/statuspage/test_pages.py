@@ -12,7 +12,8 @@ from services import workflow as catalog
 from services.models import CauseKind, ServiceGroup, ServiceStatus
 from statuspage.models import PublishState, Snapshot
 from statuspage.publish import publish
-from tests.factories import AGENT_GROUP, SECURITY_GROUP, ServiceFactory, UserFactory
+from tests.factories import SECURITY_GROUP, ServiceFactory, UserFactory
+from tests.statuspage.conftest import published
 
 pytestmark = pytest.mark.django_db
 
@@ -23,24 +24,16 @@ def _fresh_reads(settings, tmp_path):
     settings.STATUS_PAGE_DIR = str(tmp_path / "public")
 
 
-@pytest.fixture
-def agent():
-    return UserFactory(username="agent", groups=[AGENT_GROUP])
-
-
-def published(agent, title, services, body="We are investigating."):
-    incident = workflow.create_incident(actor=agent, title=title, services=services)
-    workflow.post_update(
-        incident, actor=agent, body=body, is_public=True, public_status="investigating"
-    )
-    return incident
-
-
 def test_the_page_shows_banner_services_by_group_and_active_incidents(client, agent):
     payments = ServiceGroup.objects.create(name="Payments", display_order=1)
     card = ServiceFactory(name="Card payments", slug="card", group=payments)
     ServiceFactory(name="Website", slug="website")
-    incident = published(agent, "Card payments fail", {card: ServiceStatus.MAJOR_OUTAGE})
+    incident = published(
+        agent,
+        "Card payments fail",
+        {card: ServiceStatus.MAJOR_OUTAGE},
+        body="We are investigating.",
+    )
     workflow.post_update(incident, actor=agent, body="work note: restarted pod-7")
     publish()
 

@@ -7,27 +7,10 @@ import pytest
 from incidents import workflow
 from services.models import MaintenanceStatus, MaintenanceWindow, ServiceStatus
 from statuspage import public
-from tests.factories import AGENT_GROUP, SECURITY_GROUP, ServiceFactory, UserFactory
+from tests.factories import ServiceFactory
+from tests.statuspage.conftest import published
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def agent():
-    return UserFactory(username="agent", groups=[AGENT_GROUP])
-
-
-@pytest.fixture
-def security():
-    return UserFactory(username="sherlock", groups=[SECURITY_GROUP])
-
-
-def published(agent, title, services, body="Investigating."):
-    incident = workflow.create_incident(actor=agent, title=title, services=services)
-    workflow.post_update(
-        incident, actor=agent, body=body, is_public=True, public_status="investigating"
-    )
-    return incident
 
 
 def test_only_published_non_confidential_incidents_are_public(agent, security):

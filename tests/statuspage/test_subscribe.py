@@ -12,7 +12,7 @@ from incidents import workflow
 from notifications import delivery
 from notifications.models import EventKind, Notification, NotificationEvent
 from services.models import Contact, ServiceStatus, Subscription
-from tests.factories import AGENT_GROUP, ContactFactory, ServiceFactory, UserFactory
+from tests.factories import ContactFactory, ServiceFactory
 from tests.notifications import conftest as notification_fixtures
 
 # The SMTP sink and the synchronous delivery of the notification tests.
@@ -37,11 +37,6 @@ def _fresh_rate_limits(settings):
     cache.clear()
     yield
     cache.clear()
-
-
-@pytest.fixture
-def agent():
-    return UserFactory(username="agent", groups=[AGENT_GROUP])
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from incidents import workflow
 from services import workflow as catalog
 from services.models import MaintenanceStatus, Service, ServiceGroup, ServiceStatus
 from statuspage import v2
-from tests.factories import AGENT_GROUP, SECURITY_GROUP, ServiceFactory, UserFactory
+from tests.factories import ServiceFactory
+from tests.statuspage.conftest import published
 
 pytestmark = pytest.mark.django_db
 
@@ -34,29 +35,6 @@ def page(time_zone="Etc/UTC"):
         "time_zone": time_zone,
         "updated_at": NOW,
     }
-
-
-@pytest.fixture
-def agent():
-    return UserFactory(username="agent", groups=[AGENT_GROUP])
-
-
-@pytest.fixture
-def security():
-    return UserFactory(username="sherlock", groups=[SECURITY_GROUP])
-
-
-def published(agent, title, services, status="investigating", now=None):
-    incident = workflow.create_incident(actor=agent, title=title, services=services, now=now)
-    workflow.post_update(
-        incident,
-        actor=agent,
-        body=f"{title}: looking.",
-        is_public=True,
-        public_status=status,
-        now=now,
-    )
-    return incident
 
 
 def maintenance(title, services, start, hours=1, description="We upgrade the database."):
@@ -278,7 +256,13 @@ def test_incident_impact_is_the_worst_it_caused_on_public_services(agent, caused
 def test_an_incident_reads_as_statuspage_writes_one(agent):
     web = ServiceFactory(name="Website")
     start = NOW - dt.timedelta(hours=2)
-    incident = published(agent, "Website down", {web: ServiceStatus.MAJOR_OUTAGE}, now=start)
+    incident = published(
+        agent,
+        "Website down",
+        {web: ServiceStatus.MAJOR_OUTAGE},
+        body="Website down: looking.",
+        at=start,
+    )
     workflow.post_update(
         incident,
         actor=agent,
@@ -327,7 +311,7 @@ def test_unresolved_excludes_resolved_incidents(agent):
 def test_incidents_json_holds_the_50_most_recent(agent):
     web = ServiceFactory(name="Website")
     for n in range(51):
-        published(agent, f"Incident {n}", [web], now=NOW - dt.timedelta(hours=51 - n))
+        published(agent, f"Incident {n}", [web], at=NOW - dt.timedelta(hours=51 - n))
     incidents = v2.payloads(page())["incidents.json"]["incidents"]
     assert len(incidents) == 50
     assert incidents[0]["name"] == "Incident 50"
