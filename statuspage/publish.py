@@ -21,6 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 
 from celery import current_app
@@ -137,28 +138,28 @@ def _months(items):
 
 @dataclass
 class Plan:
-    """What one publish renders: read once, used by both of its steps."""
+    """What one publish step renders. The services and the ids of the public incidents are read
+    only by a step that needs them (the first step renders the page, which reads its own)."""
 
     full: bool
     since: object
     now: object
-    services: list
     incidents: dict  # the public incidents whose pages are rendered (changed ones, or all)
-    public_ids: set
+
+    @cached_property
+    def services(self):
+        return list(public.public_services())
+
+    @cached_property
+    def public_ids(self):
+        return set(public.public_incidents().values_list("pk", flat=True))
 
 
 def plan(*, full, since, now):
     changed = public.public_incidents()
     if not full:
         changed = changed.filter(updated_at__gte=since - CHANGE_MARGIN)
-    return Plan(
-        full=full,
-        since=since,
-        now=now,
-        services=list(public.public_services()),
-        incidents={i.pk: i for i in changed},
-        public_ids=set(public.public_incidents().values_list("pk", flat=True)),
-    )
+    return Plan(full=full, since=since, now=now, incidents={i.pk: i for i in changed})
 
 
 def _page_and_incidents(plan, language):
