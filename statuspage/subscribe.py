@@ -261,9 +261,35 @@ def request_subscription(email, service_ids, language, client_ip):
 
 @dataclass(frozen=True)
 class Confirmed:
+    """What a confirmation link subscribes to (before the click) or subscribed to (after)."""
+
     contact: Contact
     services: list
     all_services: bool
+    language: str
+
+
+def _asked_for(value):
+    """The language and public services a token's value names (all public ones for None)."""
+    language = value.get("l") if value.get("l") in Language.values else Language.EN
+    wanted = value.get("s")
+    services = public.public_services()
+    if wanted is not None:
+        services = services.filter(pk__in=[int(pk) for pk in wanted])
+    return language, wanted is None, list(services)
+
+
+def preview_subscription(token):
+    """What ``confirm_subscription(token)`` would do, changing nothing (the page a GET of the
+    link shows). Raises LinkExpired or InvalidLink."""
+    value = read_token(token)
+    contact = Contact.objects.filter(pk=value["c"], organization__isnull=True).first()
+    if contact is None:
+        raise InvalidLink
+    language, all_services, services = _asked_for(value)
+    return Confirmed(
+        contact=contact, services=services, all_services=all_services, language=language
+    )
 
 
 def confirm_subscription(token):
@@ -271,7 +297,6 @@ def confirm_subscription(token):
     email subscriptions (an earlier opt-out is lifted: the owner of the address asked twice).
     Idempotent. Raises LinkExpired or InvalidLink."""
     value = read_token(token)
-    language = value.get("l") if value.get("l") in Language.values else Language.EN
     with transaction.atomic():
         contact = (
             Contact.objects.select_for_update(of=("self",))
@@ -281,11 +306,7 @@ def confirm_subscription(token):
         )
         if contact is None:
             raise InvalidLink
-        wanted = value.get("s")
-        services = public.public_services()
-        if wanted is not None:
-            services = services.filter(pk__in=[int(pk) for pk in wanted])
-        services = list(services)
+        language, all_services, services = _asked_for(value)
         email = contact.subscriptions.filter(channel=Channel.EMAIL)
         email.exclude(service__in=services).filter(is_active=True).update(is_active=False)
         for service in services:
@@ -303,7 +324,9 @@ def confirm_subscription(token):
             contact.confirmed_at = timezone.now()
         contact.save(update_fields=["language", "confirmed_at"])
         clear_opt_out(contact)
-    return Confirmed(contact=contact, services=services, all_services=wanted is None)
+    return Confirmed(
+        contact=contact, services=services, all_services=all_services, language=language
+    )
 
 
 __all__ = [
@@ -315,6 +338,7 @@ __all__ = [
     "clean_request",
     "confirm_subscription",
     "make_token",
+    "preview_subscription",
     "read_token",
     "request_subscription",
 ]

@@ -4,6 +4,7 @@ from axes.helpers import get_client_ip_address
 from django.core.exceptions import ValidationError
 from django.shortcuts import render
 from django.utils import translation
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from statuspage import subscribe as subscriptions
@@ -38,19 +39,28 @@ def subscribe(request):
     return render(request, "statuspage/subscribe.html", {"form": form}, status=400)
 
 
-@require_http_methods(["GET"])
+@csrf_exempt  # the signed token in the URL is the key; a cross-site POST cannot know it
+@require_http_methods(["GET", "POST"])
 def confirm(request, token):
-    """The link in the confirmation email: activates the subscription (clicking twice is
-    harmless); an old link says so and points back to the form."""
+    """The link in the confirmation email. GET shows what the link would subscribe to and a
+    button, and changes nothing: mail scanners (Outlook Safe Links, corporate gateways) open
+    every link in a message, and a subscription someone else asked for must not be confirmed
+    by the victim's scanner. POST (the button) activates it; clicking twice is harmless. An
+    old link says so and points back to the form."""
     try:
-        confirmed = subscriptions.confirm_subscription(token)
+        if request.method == "POST":
+            confirmed = subscriptions.confirm_subscription(token)
+            template = "statuspage/subscribe_confirmed.html"
+        else:
+            confirmed = subscriptions.preview_subscription(token)
+            template = "statuspage/subscribe_confirm.html"
     except subscriptions.LinkExpired:
         return render(request, "statuspage/subscribe_expired.html", status=410)
     except subscriptions.InvalidLink:
         return render(request, "statuspage/subscribe_invalid.html", status=404)
-    with translation.override(confirmed.contact.language):
-        return render(
-            request,
-            "statuspage/subscribe_confirmed.html",
-            {"confirmed": confirmed},
-        )
+    with translation.override(confirmed.language):
+        response = render(request, template, {"confirmed": confirmed})
+    # The page repeats the subscriber's address; keep it out of shared caches and indexes.
+    response["Cache-Control"] = "private, no-store"
+    response["X-Robots-Tag"] = "noindex"
+    return response

@@ -97,7 +97,7 @@ def subscribe(address, language, ip, deliver, smtp, capture):
     deliver()
     (confirmation,) = mails_to(smtp, address)
     with capture(execute=True):
-        assert Client(REMOTE_ADDR=ip).get(confirm_link(confirmation)).status_code == 200
+        assert Client(REMOTE_ADDR=ip).post(confirm_link(confirmation)).status_code == 200
     deliver()
 
 

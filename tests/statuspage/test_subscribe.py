@@ -141,7 +141,7 @@ def test_subscribe_confirm_then_hear_about_chosen_services_only(
     publish(agent, payments, "Card payments fail", django_capture_on_commit_callbacks, mailer)
     assert len(mails_to(smtp, ADDRESS)) == 1
 
-    response = client().get(confirm_link(confirmation))
+    response = client().post(confirm_link(confirmation))
     assert response.status_code == 200
     assert "Subscription confirmed" in response.content.decode()
     contact = Contact.objects.get(email=ADDRESS)
@@ -169,7 +169,7 @@ def test_all_services_and_romanian(
     mailer.post(client(), {"email": ADDRESS, "all_services": "on", "language": "ro"})
     (confirmation,) = mails_to(smtp, ADDRESS)
     assert confirmation["Content-Language"] == "ro"
-    assert client().get(confirm_link(confirmation)).status_code == 200
+    assert client().post(confirm_link(confirmation)).status_code == 200
     contact = Contact.objects.get(email=ADDRESS)
     assert contact.language == "ro"
     assert set(
@@ -184,19 +184,51 @@ def test_all_services_and_romanian(
 def test_confirming_twice_is_harmless(payments, smtp, mailer):
     mailer.post(client(), {"email": ADDRESS, "services": [payments.pk], "language": "en"})
     link = confirm_link(mails_to(smtp, ADDRESS)[0])
-    assert client().get(link).status_code == 200
+    assert client().post(link).status_code == 200
     first = Contact.objects.get(email=ADDRESS).confirmed_at
-    assert client().get(link).status_code == 200
+    assert client().post(link).status_code == 200
     contact = Contact.objects.get(email=ADDRESS)
     assert contact.confirmed_at == first
     assert contact.subscriptions.filter(is_active=True).count() == 1
+
+
+def test_opening_the_link_confirms_nothing_until_the_button(payments, smtp, mailer):
+    """A mail scanner opens every link of a message (GET): that alone must not subscribe an
+    address someone else typed in. The page names what the button would do."""
+    mailer.post(client(), {"email": ADDRESS, "services": [payments.pk], "language": "en"})
+    link = confirm_link(mails_to(smtp, ADDRESS)[0])
+    for _ in range(3):
+        page = client().get(link)
+        assert page.status_code == 200
+        assert page["Cache-Control"] == "private, no-store"
+    text = page.content.decode()
+    assert "Confirm your subscription" in text and ADDRESS in text and "Payments" in text
+    assert '<form method="post"' in text
+    contact = Contact.objects.get(email=ADDRESS)
+    assert contact.confirmed_at is None
+    assert not contact.subscriptions.filter(is_active=True).exists()
+
+    assert "Subscription confirmed" in client().post(link).content.decode()
+    assert contact.subscriptions.filter(is_active=True).count() == 1
+
+
+def test_opening_an_expired_link_says_so(payments, smtp, mailer, monkeypatch):
+    real = signing.TimestampSigner.timestamp
+    monkeypatch.setattr(
+        signing.TimestampSigner,
+        "timestamp",
+        lambda self: signing.b62_encode(signing.b62_decode(real(self)) - 49 * 3600),
+    )
+    mailer.post(client(), {"email": ADDRESS, "services": [payments.pk], "language": "en"})
+    monkeypatch.undo()
+    assert client().get(confirm_link(mails_to(smtp, ADDRESS)[0])).status_code == 410
 
 
 def test_the_same_answer_for_known_and_unknown_addresses(payments, website, smtp, mailer):
     mailer.post(
         client(), {"email": "known@public.example", "services": [payments.pk], "language": "en"}
     )
-    assert client().get(confirm_link(mails_to(smtp, "known@public.example")[0])).status_code == 200
+    assert client().post(confirm_link(mails_to(smtp, "known@public.example")[0])).status_code == 200
     smtp.messages.clear()
 
     known = mailer.post(
@@ -217,7 +249,7 @@ def test_the_same_answer_for_known_and_unknown_addresses(payments, website, smtp
     assert Contact.objects.filter(email__iexact="known@public.example").count() == 1
     active = known_contact.subscriptions.filter(is_active=True)
     assert list(active.values_list("service__slug", flat=True)) == ["payments"]
-    assert client().get(confirm_link(notice)).status_code == 200
+    assert client().post(confirm_link(notice)).status_code == 200
     assert list(active.values_list("service__slug", flat=True)) == ["website"]
 
 
@@ -305,7 +337,7 @@ def test_an_expired_link_says_so_and_changes_nothing(payments, smtp, mailer, mon
     )
     mailer.post(client(), {"email": ADDRESS, "services": [payments.pk], "language": "en"})
     monkeypatch.undo()
-    response = client().get(confirm_link(mails_to(smtp, ADDRESS)[0]))
+    response = client().post(confirm_link(mails_to(smtp, ADDRESS)[0]))
     assert response.status_code == 410
     assert "expired" in response.content.decode()
     contact = Contact.objects.get(email=ADDRESS)
@@ -315,7 +347,7 @@ def test_an_expired_link_says_so_and_changes_nothing(payments, smtp, mailer, mon
 
 def test_a_forged_link_is_not_found(payments):
     token = signing.dumps({"c": 1, "s": None, "l": "en"}, salt="another purpose")
-    assert client().get(f"/subscribe/confirm/{token}/").status_code == 404
+    assert client().post(f"/subscribe/confirm/{token}/").status_code == 404
 
 
 def test_unsubscribed_then_subscribing_again_works(
@@ -328,7 +360,7 @@ def test_unsubscribed_then_subscribing_again_works(
     data = {"email": ADDRESS, "services": [payments.pk], "language": "en"}
     mailer.post(client(), data)
     (first,) = mails_to(smtp, ADDRESS)
-    assert client().get(confirm_link(first)).status_code == 200
+    assert client().post(confirm_link(first)).status_code == 200
     # One-click unsubscribe from the confirmation mail.
     url = str(first["List-Unsubscribe"]).strip()[1:-1].split("127.0.0.1:8000", 1)[1]
     assert (
@@ -345,7 +377,7 @@ def test_unsubscribed_then_subscribing_again_works(
     mailer.post(client(), data)
     (again,) = mails_to(smtp, ADDRESS)
     assert "Confirm your subscription" in again["Subject"]
-    assert client().get(confirm_link(again)).status_code == 200
+    assert client().post(confirm_link(again)).status_code == 200
     smtp.messages.clear()
     publish(agent, payments, "Refunds delayed", django_capture_on_commit_callbacks, mailer)
     assert len(mails_to(smtp, ADDRESS)) == 1
@@ -368,7 +400,7 @@ def test_each_subscriber_gets_the_update_in_their_language(
     for address, language in (("ana@public.example", "ro"), ("bob@public.example", "en")):
         mailer.post(client(), {"email": address, "all_services": "on", "language": language})
         (confirmation,) = mails_to(smtp, address)
-        assert client().get(confirm_link(confirmation)).status_code == 200
+        assert client().post(confirm_link(confirmation)).status_code == 200
     smtp.messages.clear()
     with django_capture_on_commit_callbacks(execute=True):
         incident = workflow.create_incident(
