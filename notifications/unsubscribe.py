@@ -58,6 +58,8 @@ def unsubscribe_contact(contact):
     with transaction.atomic():
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
         contact.subscriptions.filter(channel=Channel.EMAIL, is_active=True).update(is_active=False)
+        # Nor the services added later ("all services" on the status page).
+        Contact.objects.filter(pk=contact.pk).update(follows_all_services=False)
         EmailOptOut.objects.get_or_create(contact=contact)
         # Rows already claimed by a worker are checked again just before sending.
         Notification.objects.filter(

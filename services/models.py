@@ -153,14 +153,17 @@ class Service(models.Model):
 
     def save(self, *args, **kwargs):
         before = (
-            Service.objects.filter(pk=self.pk).values_list("default_sla_policy_id", flat=True)
+            Service.objects.filter(pk=self.pk).values_list("default_sla_policy_id", "is_public")
             if self.pk is not None
             else []
         )
-        moved = bool(before) and before[0] != self.default_sla_policy_id
+        moved = bool(before) and before[0][0] != self.default_sla_policy_id
+        went_public = self.is_public and (not before or not before[0][1])
         super().save(*args, **kwargs)
         if moved:
             sla_inputs_changed(services=[self.pk])
+        if went_public:
+            Subscription.add_followers(self)
         # Its name, group, order or visibility may show everywhere on the public side.
         public_side_changed(everything=True)
 
@@ -366,6 +369,13 @@ class Contact(models.Model):
     # When a public subscriber clicked the confirmation link (double opt-in): the record of
     # consent. Empty for an organisation's contacts, whom staff enter.
     confirmed_at = models.DateTimeField(_("subscription confirmed"), null=True, blank=True)
+    # Chose "all services" on the status page: a public service added (or made public) later
+    # gets a subscription for them too (``Subscription.add_followers``).
+    follows_all_services = models.BooleanField(
+        _("follows all public services"),
+        default=False,
+        help_text=_("Subscribed to every public service, including services added later."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -522,6 +532,24 @@ NOT_IANA_ZONES = frozenset({"localtime", "posixrules"})
 def validate_time_zone(value):
     if value in NOT_IANA_ZONES or value not in zoneinfo.available_timezones():
         raise ValidationError(_("%(value)s is not an IANA time zone."), params={"value": value})
+
+    @classmethod
+    def add_followers(cls, service):
+        """Subscribe the public subscribers who chose "all services" to ``service``, which has
+        just become public: "all" means the services added later too."""
+        followers = Contact.objects.filter(
+            organization__isnull=True,
+            follows_all_services=True,
+            is_active=True,
+            confirmed_at__isnull=False,
+        ).values_list("pk", flat=True)
+        cls.objects.bulk_create(
+            [
+                cls(service=service, contact_id=pk, channel=Channel.EMAIL, webhook_url="")
+                for pk in followers
+            ],
+            ignore_conflicts=True,  # already subscribed (e.g. public, then private, then public)
+        )
 
 
 class BusinessCalendar(models.Model):

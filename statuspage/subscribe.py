@@ -13,10 +13,10 @@ every address. An address already subscribed (confirmed, with active subscriptio
 as it is and gets an email saying so, with a link that switches it to the services chosen now
 and the one-click unsubscribe; only its owner reads that mail.
 
-"All services" is one subscription per public service at the time of confirmation (the catalog
-has no "every service" row): a public service added later is not included until the subscriber
-confirms again. Every public service can be chosen; the audience of an incident (the outbox's
-dependency closure) decides who hears.
+"All services" is one subscription per public service at the time of confirmation, and the
+contact ``follows_all_services``: a public service added (or made public) later gets their
+subscription when it is saved. Every public service can be chosen; the audience of an incident
+(the outbox's dependency closure) decides who hears.
 
 Rate limits (Django's cache, fixed one-hour windows): ``SUBSCRIBE_RATE_PER_ADDRESS`` (5) per
 address and ``SUBSCRIBE_RATE_PER_IP`` (20) per client address, ``SUBSCRIBE_RATE_WINDOW``
@@ -320,9 +320,10 @@ def confirm_subscription(token):
             if not created and not subscription.is_active:
                 Subscription.objects.filter(pk=subscription.pk).update(is_active=True)
         contact.language = language
+        contact.follows_all_services = all_services
         if contact.confirmed_at is None:
             contact.confirmed_at = timezone.now()
-        contact.save(update_fields=["language", "confirmed_at"])
+        contact.save(update_fields=["language", "follows_all_services", "confirmed_at"])
         clear_opt_out(contact)
     return Confirmed(
         contact=contact, services=services, all_services=all_services, language=language

@@ -181,6 +181,41 @@ def test_all_services_and_romanian(
     assert len(mails_to(smtp, ADDRESS)) == 1
 
 
+def test_all_services_includes_services_added_later_until_unsubscribed(
+    agent, payments, private, smtp, mailer, django_capture_on_commit_callbacks
+):
+    mailer.post(client(), {"email": ADDRESS, "all_services": "on", "language": "en"})
+    mailer.post(
+        client(), {"email": "some@public.example", "services": [payments.pk], "language": "en"}
+    )
+    (first,) = mails_to(smtp, ADDRESS)
+    for address in (ADDRESS, "some@public.example"):
+        assert client().post(confirm_link(mails_to(smtp, address)[0])).status_code == 200
+    smtp.messages.clear()
+
+    # A new public service, and a private one made public: both reach the "all" subscriber
+    # only; one that stays private reaches nobody.
+    billing = ServiceFactory(name="Billing", slug="billing", is_public=True)
+    private.is_public = True
+    private.save()
+    ServiceFactory(name="Back office", slug="back-office", is_public=False)
+    follower = Contact.objects.get(email=ADDRESS)
+    assert set(
+        follower.subscriptions.filter(is_active=True).values_list("service__slug", flat=True)
+    ) == {"payments", billing.slug, private.slug}
+    assert Subscription.objects.filter(contact__email="some@public.example").count() == 1
+    publish(agent, billing, "Invoices late", django_capture_on_commit_callbacks, mailer)
+    (mail,) = mails_to(smtp, ADDRESS)
+    assert "Invoices late" in mail["Subject"]
+    assert mails_to(smtp, "some@public.example") == []
+
+    # After unsubscribing, a service added later does not subscribe them again.
+    url = str(first["List-Unsubscribe"]).strip()[1:-1].split("127.0.0.1:8000", 1)[1]
+    assert client().post(url).status_code == 200
+    ServiceFactory(name="Search", slug="search", is_public=True)
+    assert not follower.subscriptions.filter(service__slug="search").exists()
+
+
 def test_confirming_twice_is_harmless(payments, smtp, mailer):
     mailer.post(client(), {"email": ADDRESS, "services": [payments.pk], "language": "en"})
     link = confirm_link(mails_to(smtp, ADDRESS)[0])
