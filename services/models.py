@@ -523,16 +523,6 @@ class Subscription(models.Model):
             or ""
         )
 
-
-# Names the system's zoneinfo directory holds that are not IANA zones: "localtime" is this
-# machine's own setting (another machine means another zone), "posixrules" a file for POSIX TZ.
-NOT_IANA_ZONES = frozenset({"localtime", "posixrules"})
-
-
-def validate_time_zone(value):
-    if value in NOT_IANA_ZONES or value not in zoneinfo.available_timezones():
-        raise ValidationError(_("%(value)s is not an IANA time zone."), params={"value": value})
-
     @classmethod
     def add_followers(cls, service):
         """Subscribe the public subscribers who chose "all services" to ``service``, which has
@@ -550,6 +540,16 @@ def validate_time_zone(value):
             ],
             ignore_conflicts=True,  # already subscribed (e.g. public, then private, then public)
         )
+
+
+# Names the system's zoneinfo directory holds that are not IANA zones: "localtime" is this
+# machine's own setting (another machine means another zone), "posixrules" a file for POSIX TZ.
+NOT_IANA_ZONES = frozenset({"localtime", "posixrules"})
+
+
+def validate_time_zone(value):
+    if value in NOT_IANA_ZONES or value not in zoneinfo.available_timezones():
+        raise ValidationError(_("%(value)s is not an IANA time zone."), params={"value": value})
 
 
 class BusinessCalendar(models.Model):
