@@ -374,6 +374,7 @@ class Contact(models.Model):
     follows_all_services = models.BooleanField(
         _("follows all public services"),
         default=False,
+        db_default=False,  # rows copied in by SQL (bench data, imports) need no value
         help_text=_("Subscribed to every public service, including services added later."),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)

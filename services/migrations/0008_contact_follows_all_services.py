@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='contact',
             name='follows_all_services',
-            field=models.BooleanField(default=False, help_text='Subscribed to every public service, including services added later.', verbose_name='follows all public services'),
+            field=models.BooleanField(db_default=False, default=False, help_text='Subscribed to every public service, including services added later.', verbose_name='follows all public services'),
         ),
     ]
