@@ -11,11 +11,12 @@ from datetime import timedelta
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import construct_change_message, unquote
+from django.contrib.admin.views.main import SEARCH_VAR
 from django.core.paginator import Paginator
 from django.db import connections
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseRedirect
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
@@ -517,6 +518,15 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
             return selectors.incident_queue(queryset)
         # One incident (change page, workflow buttons): its SLA policy shown, no list prefetch.
         return queryset.select_related("sla_policy")
+
+    def changelist_view(self, request, extra_context=None):
+        """Searching an exact reference (``INC-000123``) opens that incident: the agent who
+        typed it wants the incident, not a list of one. An id the agent may not see, or that
+        does not exist, falls through to the (empty) list as any search does."""
+        pk = parse_reference(request.GET.get(SEARCH_VAR, ""))
+        if pk is not None and self.get_queryset(request).filter(pk=pk).exists():
+            return HttpResponseRedirect(reverse("admin:incidents_incident_change", args=[pk]))
+        return super().changelist_view(request, extra_context)
 
     def get_search_results(self, request, queryset, search_term):
         """A reference is an exact primary-key lookup; anything else searches title and

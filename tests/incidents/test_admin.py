@@ -269,13 +269,18 @@ def test_filter_breached_and_due_within_the_hour(admin_client, queue):
 
 
 @pytest.mark.parametrize("form", ["INC-{pk:06d}", "inc-{pk}", "{pk}", " {pk} "])
-def test_search_by_reference_is_an_exact_lookup(admin_client, queue, form):
+def test_search_by_reference_opens_that_incident(admin_client, queue, form):
     incidents, _other = queue
     target = incidents["theirs"]
     with CaptureQueriesContext(connection) as ctx:
         response = admin_client.get(CHANGELIST, {"q": form.format(pk=target.pk)})
-    assert listed(response) == {target.pk}
+    assert response.status_code == 302 and response["Location"] == change_url(target)
     assert not any("LIKE" in q["sql"].upper() for q in ctx.captured_queries)
+
+
+def test_search_by_a_reference_nobody_has_lists_nothing(admin_client, queue):
+    response = admin_client.get(CHANGELIST, {"q": "INC-999999"})
+    assert response.status_code == 200 and listed(response) == set()
 
 
 def test_default_ordering_is_priority_then_resolution_due(admin_client, queue):
