@@ -6,8 +6,6 @@ page and the changelist's bulk actions only translate its errors into messages. 
 per page, joins and one prefetch so the query count does not grow with the page size.
 """
 
-from datetime import timedelta
-
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import construct_change_message, unquote
@@ -43,6 +41,7 @@ from incidents.models import (
     parse_id,
     parse_reference,
 )
+from incidents.sla_text import sla_summary
 from itsm.actors import ActorKind
 from itsm.admin_changelist import SafeLookupMixin
 from services.models import Service, ServiceStatus
@@ -93,53 +92,6 @@ class LargeTablePaginator(Paginator):
 
 
 # --- the SLA column ----------------------------------------------------------------------------
-
-
-def short_duration(delta):
-    """'23 min', '5 h', '3 d': the precision a person reads in a queue."""
-    minutes = int(abs(delta.total_seconds()) // 60)
-    if minutes < 1:
-        return _("<1 min")
-    if minutes < 60:
-        return _("%(n)d min") % {"n": minutes}
-    hours = minutes // 60
-    if hours < 48:
-        return _("%(n)d h") % {"n": hours}
-    return _("%(n)d d") % {"n": hours // 24}
-
-
-def sla_summary(incident, now):
-    """(tone, text) for the next unmet SLA target, read from the stored columns only:
-    ``("breached", "breached 2 h ago")``, ``("warning", "12 min left")``, ``("ok", "3 h left")``,
-    ``("paused", "paused")``, ``("met", "met")``, or ``("none", "—")`` without a target."""
-    if not incident.is_open:
-        if incident.response_breached_at or incident.resolve_breached_at:
-            return "breached", _("breached")
-        if incident.resolve_due_at is None and incident.response_due_at is None:
-            return "none", "—"
-        return "met", _("met")
-    if incident.state == IncidentState.ON_HOLD:
-        return "paused", _("paused")
-    pending = []  # (due, breached_at, target length)
-    if incident.responded_at is None and incident.response_due_at:
-        pending.append(
-            (incident.response_due_at, incident.response_breached_at, incident.response_target)
-        )
-    if incident.resolve_due_at:
-        pending.append(
-            (incident.resolve_due_at, incident.resolve_breached_at, incident.resolution_target)
-        )
-    breaches = [breached_at or due for due, breached_at, _t in pending if breached_at or due <= now]
-    if breaches:
-        return "breached", _("breached %(ago)s ago") % {"ago": short_duration(now - min(breaches))}
-    if not pending:
-        return "none", "—"
-    due, _b, target = min(pending, key=lambda p: p[0])
-    left = due - now
-    # Amber in the last quarter of the target (or the last 15 minutes without one).
-    soon = target / 4 if target else None
-    tone = "warning" if left <= (soon or timedelta(minutes=15)) else "ok"
-    return tone, _("%(left)s left") % {"left": short_duration(left)}
 
 
 # --- filters -----------------------------------------------------------------------------------
