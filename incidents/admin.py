@@ -33,7 +33,6 @@ from incidents.models import (
     IncidentEvent,
     IncidentService,
     IncidentState,
-    IncidentUpdate,
     PriorityMatrixEntry,
     RejectedPayload,
     SlaSignal,
@@ -42,6 +41,7 @@ from incidents.models import (
     parse_reference,
 )
 from incidents.sla_text import sla_summary
+from incidents.timeline_text import with_update_text
 from itsm.actors import ActorKind
 from itsm.admin_changelist import SafeLookupMixin
 from services.models import Service, ServiceStatus
@@ -212,39 +212,17 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class UpdateInline(ReadOnlyInline):
-    """Public updates and work notes, newest first; new ones are posted with the form under the
-    incident (through ``workflow.post_update``)."""
-
-    model = IncidentUpdate
-    fields = ["created_at", "author", "kind", "public_status", "body"]
-    readonly_fields = fields
-    verbose_name_plural = _("public updates and work notes")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("author")
-
-    @admin.display(description=_("kind"))
-    def kind(self, obj):
-        return _("public update") if obj.is_public else _("work note")
-
-
 class TimelineInline(ReadOnlyInline):
+    """The timeline as sentences (``incidents.timeline_text``), update texts inline."""
+
     model = IncidentEvent
-    fields = ["at", "actor_column", "kind", "change", "note"]
+    fields = ["at"]
     readonly_fields = fields
+    template = "admin/incidents/incident/timeline_inline.html"
     verbose_name_plural = _("timeline")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("actor")
-
-    @admin.display(description=_("change"))
-    def change(self, obj):
-        return describe_change(obj.old_value, obj.new_value)
-
-    @admin.display(description=_("actor"))
-    def actor_column(self, obj):
-        return actor_name(obj)
+        return with_update_text(super().get_queryset(request))
 
 
 def actor_name(event):
@@ -376,7 +354,8 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # a count per filter choice over a million rows
     autocomplete_fields = ["organization", "contact", "problem"]
-    inlines = [AffectedServiceInline, UpdateInline, TimelineInline]
+    # The updates read inline on the timeline; a table of their own said everything twice.
+    inlines = [AffectedServiceInline, TimelineInline]
     actions = ["assign_to_me", "acknowledge_selected", "resolve_selected", "link_to_problem"]
     change_form_template = "admin/incidents/incident/change_form.html"
 

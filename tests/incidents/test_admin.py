@@ -479,7 +479,7 @@ def test_change_page_shows_sla_timeline_and_version(admin_client, new_incident):
     content = response.content.decode()
     assert 'name="loaded_version"' in content and 'type="hidden"' in content
     assert "Response due" in content and "Resolution due" in content
-    assert 'id="events-group"' in content and 'id="updates-group"' in content
+    assert 'id="events-group"' in content and 'id="updates"' in content
     assert 'id="affected-group"' in content
     assert "min left" in content
 
