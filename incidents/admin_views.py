@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from incidents import workflow
+from incidents import selectors, workflow
 from incidents.deadlines import explain_lines, left_on_hold
 from incidents.forms import HoldForm, LinkProblemForm, ReopenForm, ResolveForm, UpdateForm
 from incidents.models import Incident, PublicStatus, parse_id
@@ -155,6 +155,7 @@ def change_page_context(model_admin, request, object_id, refused=None):
         "incident": incident,
         "sla_lines": target_lines(incident, now, left_on_hold(incident, now)),
         "sla_policy_lines": explain_lines(incident),
+        "related": selectors.related_open_incidents(incident, request.user),
         "can_work": can_work,
         "workflow_buttons": buttons_for(incident, request.user, refused) if can_work else [],
         "can_post_update": can_work and "post_update" in workflow.legal_actions(incident),

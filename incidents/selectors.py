@@ -100,3 +100,17 @@ def my_work(user, now):
         "major": [i for i in found if i.is_major],
         "capped": len(found) == MY_WORK_LIMIT,
     }
+
+
+def related_open_incidents(incident, user, limit=10):
+    """Other open incidents on any of this incident's services, that ``user`` may see: the
+    same outage reported twice, or a second symptom of it. One query."""
+    services = IncidentService.objects.filter(incident_id=incident.pk).values("service_id")
+    shared = IncidentService.objects.filter(service_id__in=services).values("incident_id")
+    return list(
+        Incident.objects.visible_to(user)
+        .filter(open_q(), pk__in=shared)
+        .exclude(pk=incident.pk)
+        .select_related("assignee")
+        .order_by("priority", "-opened_at")[:limit]
+    )

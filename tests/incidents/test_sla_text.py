@@ -107,3 +107,23 @@ def test_the_change_page_opens_with_state_priority_sla_and_actions(admin_client,
     assert 'name="_acknowledge"' in header
     # The update form comes right after the header, before the long form.
     assert content.index('id="updates"') < content.index('id="incident_form"')
+
+
+def test_the_change_page_lists_related_open_incidents(admin_client, agent, service):
+    from tests.factories import ServiceFactory
+
+    first = workflow.create_incident(actor=agent, title="Card payments fail", services=[service])
+    same = workflow.create_incident(actor=agent, title="Checkout slow", services=[service])
+    elsewhere = workflow.create_incident(
+        actor=agent, title="Mail down", services=[ServiceFactory(name="Mail", slug="mail")]
+    )
+    closed = workflow.create_incident(actor=agent, title="Old one", services=[service])
+    workflow.resolve(closed, actor=agent, code="fixed", notes="ok")
+    content = admin_client.get(
+        reverse("admin:incidents_incident_change", args=[first.pk])
+    ).content.decode()
+    related = content[content.index('id="related"') :]
+    related = related[: related.index("</div>")]
+    assert same.reference in related
+    assert elsewhere.reference not in related and closed.reference not in related
+    assert first.reference not in related
