@@ -178,6 +178,15 @@ class AffectedServiceFormSet(BaseInlineFormSet):
     def add_fields(self, form, index):
         super().add_fields(form, index)
         form.fields["service"].choices = self.service_choices
+        # A table cell has no <label>: each control is named for screen readers (axe: the
+        # service select and the delete box were unnamed, critical).
+        row = "" if index is None else f" {index + 1}"
+        for name, field in form.fields.items():
+            if not field.widget.is_hidden:
+                label = _("Delete") if name == "DELETE" else field.label
+                # The service select sits inside the admin's related-object wrapper.
+                widget = getattr(field.widget, "widget", field.widget)
+                widget.attrs["aria-label"] = f"{label}{row}"
 
 
 class AffectedServiceInline(admin.TabularInline):

@@ -55,13 +55,15 @@ def session_cookie(user, live_server):
 def serious_violations(page):
     from axe_playwright_python.sync_playwright import Axe
 
+    page.wait_for_load_state("load")
     results = Axe().run(page)
-    return [
+    found = [
         f"{v['id']} ({v['impact']}): {v['help']} -> "
         + "; ".join(node["html"][:160] for node in v["nodes"][:5])
         for v in results.response["violations"]
         if v["impact"] in ("serious", "critical")
     ]
+    return found
 
 
 def horizontal_overflow(page):
