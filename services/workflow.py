@@ -604,3 +604,70 @@ def edit_maintenance(window, *, changes):
             )
             announce_maintenance_status(window, revision=revision)
     return window
+
+
+# --- rows written from the API -----------------------------------------------------------------
+
+
+def save_row(instance):
+    """Validate a catalog row as the admin's form does (``full_clean``: fields, ``clean()``,
+    unique and check constraints) and save it. Raises ``ValidationError`` with a message per
+    field; nothing is written then. For rows whose every rule is the model's own
+    (organisations, contacts, subscriptions)."""
+    instance.full_clean()
+    with transaction.atomic():
+        instance.save()
+    return instance
+
+
+_SERVICE_ROW_FIELDS = (
+    "name",
+    "slug",
+    "description",
+    "group",
+    "is_public",
+    "owner_team",
+    "criticality",
+    "display_order",
+    "default_sla_policy",
+)
+
+
+def save_service(service, *, dependencies=None, status=None, pinned=None):
+    """Create or change a service in one transaction: its own fields (validated by
+    ``full_clean``), then (when given) the services it depends on, exactly ``dependencies``
+    (each new edge checked by :func:`check_dependency`), then a status set by staff
+    (:func:`set_service_status`: pinned, it stays; unpinned, the derived status takes over).
+
+    The row itself never writes ``status``: a status moves only with its history, and a
+    concurrent incident's status must not be overwritten by this copy. Raises
+    ``ValidationError`` per field (``dependencies``, ``status``); nothing changed then."""
+    service.full_clean(exclude=["status", "status_pinned"])
+    with transaction.atomic():
+        if service.pk is None:
+            service.save()
+        else:
+            service.save(update_fields=[*_SERVICE_ROW_FIELDS, "updated_at"])
+        if dependencies is not None:
+            wanted = {s.pk: s for s in dependencies}
+            current = set(
+                ServiceDependency.objects.filter(service=service).values_list(
+                    "depends_on", flat=True
+                )
+            )
+            try:
+                edit_dependencies(
+                    service=service,
+                    add=[s for pk, s in wanted.items() if pk not in current],
+                    remove=current - set(wanted),
+                )
+            except ValidationError as exc:
+                raise ValidationError({"dependencies": exc.messages}) from None
+        if status is not None or pinned is not None:
+            service.refresh_from_db(fields=["status", "status_pinned"])
+            set_service_status(
+                service,
+                status=status or service.status,
+                pinned=service.status_pinned if pinned is None else pinned,
+            )
+    return service
