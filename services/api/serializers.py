@@ -347,6 +347,92 @@ class BusinessCalendarSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class _PartInput(serializers.ModelSerializer):
+    """One target, window or holiday in a body (validated again by the workflow with the
+    model's own ``clean()``)."""
+
+    def to_row(self, values):
+        return self.Meta.model(**values)
+
+
+class SlaTargetInputSerializer(_PartInput):
+    class Meta:
+        model = SlaTarget
+        fields = ["priority", "response_target", "resolution_target"]
+
+
+class BusinessHoursInputSerializer(_PartInput):
+    class Meta:
+        model = BusinessHours
+        fields = ["weekday", "opens_at", "closes_at"]
+
+
+class HolidayInputSerializer(_PartInput):
+    class Meta:
+        model = Holiday
+        fields = ["date", "name"]
+
+
+class _WithPartsInput(serializers.ModelSerializer):
+    """A row and its parts (``parts``: the nested fields), saved by one workflow call; a part
+    list, when given, replaces the stored one."""
+
+    parts = ()
+
+    def create(self, validated_data):
+        return self._save(self.Meta.model(), validated_data)
+
+    def update(self, instance, validated_data):
+        return self._save(instance, validated_data)
+
+    def _save(self, instance, values):
+        parts = {}
+        for name in self.parts:
+            if name in values:
+                rows = values.pop(name)
+                parts[name] = [self.fields[name].child.to_row(row) for row in rows]
+        for name, value in values.items():
+            setattr(instance, name, value)
+        try:
+            return self.write(instance, **parts)
+        except DjangoValidationError as exc:
+            raise api_error(exc) from None
+
+
+class SlaPolicyInputSerializer(_WithPartsInput):
+    """A policy; ``targets``, when given, become exactly its targets (one per priority; a
+    priority left out falls back to the global default policy's)."""
+
+    calendar = serializers.SlugRelatedField(
+        slug_field="name", queryset=BusinessCalendar.objects.all()
+    )
+    targets = SlaTargetInputSerializer(many=True, required=False)
+    parts = ("targets",)
+
+    class Meta:
+        model = SlaPolicy
+        fields = ["name", "calendar", "is_default", "targets"]
+        validators = []  # one global default: the model's constraint, checked by full_clean
+
+    def write(self, policy, **parts):
+        return workflow.save_sla_policy(policy, **parts)
+
+
+class BusinessCalendarInputSerializer(_WithPartsInput):
+    """A calendar; ``hours`` and ``holidays``, when given, replace its stored ones."""
+
+    hours = BusinessHoursInputSerializer(many=True, required=False)
+    holidays = HolidayInputSerializer(many=True, required=False)
+    parts = ("hours", "holidays")
+
+    class Meta:
+        model = BusinessCalendar
+        fields = ["name", "time_zone", "is_24x7", "hours", "holidays"]
+
+    def write(self, calendar, **parts):
+        return workflow.save_calendar(calendar, **parts)
+
+
 # --- maintenance -------------------------------------------------------------------------------
 
 

@@ -316,20 +316,17 @@ class SubscriptionViewSet(mixins.DestroyModelMixin, ReadWriteViewSet):
         )
 
 
-# --- SLA policies and calendars (read here; changed in the admin) ------------------------------
+# --- SLA policies and calendars -------------------------------------------------------------------
 
 
-@extend_schema_view(
-    list=extend_schema(summary="List SLA policies with their targets"),
-    retrieve=extend_schema(
-        summary="Read an SLA policy", responses={200: bodies.SlaPolicySerializer, 404: MISSING}
-    ),
-)
-class SlaPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CatalogViewSet):
-    """Response and resolution targets per priority, on a business calendar."""
+@_documented("SLA policies", bodies.SlaPolicySerializer, bodies.SlaPolicyInputSerializer)
+class SlaPolicyViewSet(ReadWriteViewSet):
+    """Response and resolution targets per priority, on a business calendar. A change moves
+    the deadlines of the open incidents it governs (through the SLA sweep)."""
 
     queryset_model = SlaPolicy
     serializer_class = bodies.SlaPolicySerializer
+    input_serializer_class = bodies.SlaPolicyInputSerializer
     filterset_class = catalog_filters.SlaPolicyFilter
     search_fields = ["name"]
     ordering_fields = ["name", "updated_at"]
@@ -341,18 +338,15 @@ class SlaPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Catalog
         )
 
 
-@extend_schema_view(
-    list=extend_schema(summary="List business calendars with their hours and holidays"),
-    retrieve=extend_schema(
-        summary="Read a business calendar",
-        responses={200: bodies.BusinessCalendarSerializer, 404: MISSING},
-    ),
+@_documented(
+    "business calendars", bodies.BusinessCalendarSerializer, bodies.BusinessCalendarInputSerializer
 )
-class BusinessCalendarViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CatalogViewSet):
+class BusinessCalendarViewSet(ReadWriteViewSet):
     """When the SLA clock runs: a time zone, weekly hours and holidays, or 24×7."""
 
     queryset_model = BusinessCalendar
     serializer_class = bodies.BusinessCalendarSerializer
+    input_serializer_class = bodies.BusinessCalendarInputSerializer
     filterset_class = catalog_filters.BusinessCalendarFilter
     search_fields = ["name", "time_zone"]
     ordering_fields = ["name", "updated_at"]

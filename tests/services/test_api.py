@@ -20,6 +20,7 @@ from services.models import (
     Service,
     ServiceDependency,
     ServiceStatus,
+    SlaInputChange,
     Subscription,
 )
 from tests.factories import (
@@ -402,9 +403,104 @@ def test_sla_policies_and_calendars_are_read_with_their_targets_hours_and_holida
     assert shown["hours"][0] == {"weekday": 0, "opens_at": "09:00:00", "closes_at": "17:00:00"}
     assert shown["holidays"] == [{"date": "2026-12-25", "name": ""}]
     assert listed(acme.get("/api/v1/sla-policies/?calendar=Bucharest office"), "name") == ["Gold"]
+    bound = caller(scopes=("admin",), organization=world["acme"])
+    assert send(bound, "patch", f"/api/v1/calendars/{calendar.pk}/", {}).status_code == 403
+    assert send(bound, "patch", f"/api/v1/sla-policies/{policy.pk}/", {}).status_code == 403
+    assert send(caller(scopes=("write",)), "post", "/api/v1/calendars/", {}).status_code == 403
+
+
+def test_an_admin_token_writes_a_calendar_and_a_policy_with_their_parts(world):
     admin = caller(scopes=("admin",))
-    assert send(admin, "post", "/api/v1/sla-policies/", {"name": "X"}).status_code == 405
-    assert send(admin, "patch", f"/api/v1/calendars/{calendar.pk}/", {}).status_code == 405
+    made = send(
+        admin,
+        "post",
+        "/api/v1/calendars/",
+        {
+            "name": "Cluj office",
+            "time_zone": "Europe/Bucharest",
+            "hours": [
+                {"weekday": 0, "opens_at": "09:00", "closes_at": "12:00"},
+                {"weekday": 0, "opens_at": "12:00", "closes_at": "00:00"},
+            ],
+            "holidays": [{"date": "2026-12-01", "name": "National day"}],
+        },
+    )
+    assert made.status_code == 201, made.content
+    assert [h["closes_at"] for h in made.json()["hours"]] == ["12:00:00", "00:00:00"]
+    url = f"/api/v1/calendars/{made.json()['id']}/"
+    replaced = send(
+        admin, "patch", url, {"hours": [{"weekday": 1, "opens_at": "08:00", "closes_at": "16:00"}]}
+    )
+    assert [h["weekday"] for h in replaced.json()["hours"]] == [1]
+    assert len(replaced.json()["holidays"]) == 1  # left out: kept
+    policy = send(
+        admin,
+        "post",
+        "/api/v1/sla-policies/",
+        {
+            "name": "Silver",
+            "calendar": "Cluj office",
+            "targets": [
+                {"priority": 1, "response_target": "00:30:00", "resolution_target": "04:00:00"}
+            ],
+        },
+    )
+    assert policy.status_code == 201, policy.content
+    assert policy.json()["targets"] == [
+        {"priority": 1, "response_target": "00:30:00", "resolution_target": "04:00:00"}
+    ]
+    assert SlaInputChange.objects.filter(policy_id=policy.json()["id"]).exists()
+
+
+def test_calendar_and_policy_input_is_refused_per_field_and_changes_nothing(world):
+    admin = caller(scopes=("admin",))
+    calendar = office_calendar(name="Office")
+    url = f"/api/v1/calendars/{calendar.pk}/"
+    overlap = send(
+        admin,
+        "patch",
+        url,
+        {
+            "time_zone": "Mars/Olympus",
+            "hours": [
+                {"weekday": 0, "opens_at": "09:00", "closes_at": "13:00"},
+                {"weekday": 0, "opens_at": "12:00", "closes_at": "17:00"},
+            ],
+            "holidays": [{"date": "2026-12-01"}, {"date": "2026-12-01"}],
+        },
+    )
+    assert overlap.status_code == 400 and set(overlap.json()) == {"time_zone"}
+    overlap = send(
+        admin,
+        "patch",
+        url,
+        {
+            "hours": [
+                {"weekday": 0, "opens_at": "09:00", "closes_at": "13:00"},
+                {"weekday": 0, "opens_at": "12:00", "closes_at": "17:00"},
+            ],
+            "holidays": [{"date": "2026-12-01"}, {"date": "2026-12-01"}],
+        },
+    )
+    assert overlap.status_code == 400 and set(overlap.json()) == {"hours", "holidays"}
+    backwards = send(
+        admin, "patch", url, {"hours": [{"weekday": 2, "opens_at": "17:00", "closes_at": "09:00"}]}
+    )
+    assert backwards.status_code == 400 and "Wednesday" in backwards.json()["hours"][0]
+    calendar.refresh_from_db()
+    assert calendar.time_zone == "Europe/Bucharest" and calendar.hours.count() == 5
+    policy = sla_policy(name="Gold", calendar=calendar)
+    purl = f"/api/v1/sla-policies/{policy.pk}/"
+    slow = {"priority": 2, "response_target": "05:00:00", "resolution_target": "01:00:00"}
+    refused = send(admin, "patch", purl, {"targets": [slow]})
+    assert refused.status_code == 400 and refused.json()["targets"][0].startswith("P2: ")
+    twice = {"priority": 1, "response_target": "00:10:00", "resolution_target": "01:00:00"}
+    assert "targets" in send(admin, "patch", purl, {"targets": [twice, twice]}).json()
+    huge = {**twice, "resolution_target": "80000 00:00:00"}
+    assert send(admin, "patch", purl, {"targets": [huge]}).status_code == 400
+    nowhere = send(admin, "post", "/api/v1/sla-policies/", {"name": "Gold", "calendar": "Nowhere"})
+    assert set(nowhere.json()) == {"name", "calendar"}
+    assert policy.targets.count() == 5
 
 
 # --- maintenance -------------------------------------------------------------------------------
