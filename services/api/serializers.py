@@ -52,6 +52,16 @@ def catalog_error(exc):
     return serializers.ValidationError({exc.field or api_settings.NON_FIELD_ERRORS_KEY: [str(exc)]})
 
 
+class Named(serializers.SlugRelatedField):
+    """A related row by its natural key. Text holding a NUL character names no row (PostgreSQL
+    refuses to compare it at all): the same 400 as any missing name."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data.replace("\x00", ""))
+        return super().to_internal_value(data)
+
+
 class VisibleRowsMixin:
     """Narrows the related fields named in ``visible_fields`` ({field: model}) to the rows the
     caller may see (``Model.objects.visible_to``)."""
@@ -137,16 +147,16 @@ class ServiceInputSerializer(serializers.ModelSerializer):
     staff (``status`` with ``status_pinned: true`` stays until unpinned; unpinning lets the
     status derived from incidents and maintenance take over)."""
 
-    group = serializers.SlugRelatedField(
+    group = Named(
         slug_field="name", queryset=ServiceGroup.objects.all(), required=False, allow_null=True
     )
-    owner_team = serializers.SlugRelatedField(
+    owner_team = Named(
         slug_field="name", queryset=Group.objects.all(), required=False, allow_null=True
     )
-    default_sla_policy = serializers.SlugRelatedField(
+    default_sla_policy = Named(
         slug_field="name", queryset=SlaPolicy.objects.all(), required=False, allow_null=True
     )
-    dependencies = serializers.SlugRelatedField(
+    dependencies = Named(
         slug_field="slug", queryset=Service.objects.all(), many=True, required=False
     )
     status = serializers.ChoiceField(choices=ServiceStatus.choices, required=False)
@@ -224,7 +234,7 @@ class OrganizationSerializer(RowSerializer):
 
 
 class ContactSerializer(RowSerializer):
-    organization = serializers.SlugRelatedField(
+    organization = Named(
         slug_field="slug",
         queryset=Organization.objects.all(),
         allow_null=True,
@@ -264,11 +274,11 @@ def masked_secret(secret):
 
 
 class SubscriptionSerializer(RowSerializer):
-    service = serializers.SlugRelatedField(slug_field="slug", queryset=Service.objects.all())
+    service = Named(slug_field="slug", queryset=Service.objects.all())
     contact = serializers.PrimaryKeyRelatedField(
         queryset=Contact.objects.all(), allow_null=True, required=False
     )
-    organization = serializers.SlugRelatedField(
+    organization = Named(
         slug_field="slug", queryset=Organization.objects.all(), allow_null=True, required=False
     )
     webhook_secret = serializers.SerializerMethodField(
@@ -403,9 +413,7 @@ class SlaPolicyInputSerializer(_WithPartsInput):
     """A policy; ``targets``, when given, become exactly its targets (one per priority; a
     priority left out falls back to the global default policy's)."""
 
-    calendar = serializers.SlugRelatedField(
-        slug_field="name", queryset=BusinessCalendar.objects.all()
-    )
+    calendar = Named(slug_field="name", queryset=BusinessCalendar.objects.all())
     targets = SlaTargetInputSerializer(many=True, required=False)
     parts = ("targets",)
 
@@ -460,7 +468,7 @@ class MaintenanceSerializer(serializers.ModelSerializer):
 
 
 class MaintenanceInputSerializer(serializers.ModelSerializer):
-    services = serializers.SlugRelatedField(
+    services = Named(
         slug_field="slug", queryset=Service.objects.all(), many=True, allow_empty=False
     )
 

@@ -359,6 +359,11 @@ def test_a_subscription_is_a_contact_or_an_organisation_by_email_or_a_safe_webho
     both = refused({"contact": alice, "organization": "acme", "channel": "email"})
     assert "non_field_errors" in both
     assert "non_field_errors" in refused({"channel": "email"})
+    # PostgreSQL cannot even compare text with a NUL: still a 400 naming the field.
+    assert set(refused({"service": "web\x00site", "organization": "ac\x00me"})) == {
+        "service",
+        "organization",
+    }
     assert "webhook_url" in refused({"organization": "acme", "channel": "webhook"})
     ssrf = refused(
         {"organization": "acme", "channel": "webhook", "webhook_url": "http://127.0.0.1:6379/"}
