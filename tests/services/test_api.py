@@ -580,3 +580,32 @@ def test_maintenance_input_is_refused_per_field_and_writes_need_staff_admin(worl
     )
     window.refresh_from_db()
     assert window.status == "scheduled"
+
+
+# --- the schema --------------------------------------------------------------------------------
+
+
+def test_the_schema_documents_each_catalog_operation_and_its_errors():
+    from drf_spectacular.generators import SchemaGenerator
+
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
+    catalog = {p: ops for p, ops in paths.items() if not p.startswith("/api/v1/incidents")}
+    for resource in (
+        "services",
+        "organizations",
+        "contacts",
+        "subscriptions",
+        "sla-policies",
+        "calendars",
+        "maintenance",
+    ):
+        listing, detail = catalog[f"/api/v1/{resource}/"], catalog[f"/api/v1/{resource}/{{id}}/"]
+        assert set(listing["post"]["responses"]) == {"201", "400", "403"}, resource
+        assert set(detail["patch"]["responses"]) == {"200", "400", "403", "404"}, resource
+        assert "404" in detail["get"]["responses"]
+        assert all(op.get("summary") for op in (*listing.values(), *detail.values()))
+    for move in ("start", "complete", "cancel"):
+        responses = catalog[f"/api/v1/maintenance/{{id}}/{move}/"]["post"]["responses"]
+        assert set(responses) == {"200", "403", "404", "409"}
+    history = catalog["/api/v1/services/{id}/status-history/"]["get"]
+    assert {p["name"] for p in history["parameters"]} == {"id", "cursor", "page_size"}
