@@ -3,6 +3,7 @@ service or organisation by slug, a group, calendar or team by name."""
 
 import django_filters
 
+from itsm.api_auth import actor_of
 from services.models import (
     BusinessCalendar,
     Channel,
@@ -13,27 +14,38 @@ from services.models import (
     MaintenanceWindow,
     Organization,
     Service,
+    ServiceDependency,
     ServiceStatus,
     SlaPolicy,
     Subscription,
 )
 
 
-class ServiceFilter(django_filters.FilterSet):
+class VisibleServiceFilter(django_filters.FilterSet):
+    """A filter by service slug looks among the services the caller sees: naming a private
+    service tells an organisation's token nothing about it (no row, as for a missing slug)."""
+
+    def visible_services(self, slug):
+        return Service.objects.visible_to(actor_of(self.request)).filter(slug=slug)
+
+
+class ServiceFilter(VisibleServiceFilter):
     status = django_filters.MultipleChoiceFilter(choices=ServiceStatus.choices)
     criticality = django_filters.MultipleChoiceFilter(choices=Criticality.choices)
     group = django_filters.CharFilter(field_name="group__name", label="group (name)")
     owner_team = django_filters.CharFilter(field_name="owner_team__name", label="team (name)")
     depends_on = django_filters.CharFilter(
-        field_name="dependency_links__depends_on__slug",
-        label="depends directly on (slug)",
-        distinct=True,
+        method="filter_depends_on", label="depends directly on (slug)"
     )
     updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = Service
         fields = ["is_public", "status_pinned"]
+
+    def filter_depends_on(self, queryset, name, value):
+        links = ServiceDependency.objects.filter(depends_on__in=self.visible_services(value))
+        return queryset.filter(pk__in=links.values("service_id"))
 
 
 class OrganizationFilter(django_filters.FilterSet):
@@ -83,11 +95,9 @@ class BusinessCalendarFilter(django_filters.FilterSet):
         fields = ["is_24x7", "time_zone"]
 
 
-class MaintenanceFilter(django_filters.FilterSet):
+class MaintenanceFilter(VisibleServiceFilter):
     status = django_filters.MultipleChoiceFilter(choices=MaintenanceStatus.choices)
-    service = django_filters.CharFilter(
-        field_name="services__slug", label="service (slug)", distinct=True
-    )
+    service = django_filters.CharFilter(method="filter_service", label="service (slug)")
     starts_after = django_filters.IsoDateTimeFilter(field_name="scheduled_start", lookup_expr="gte")
     starts_before = django_filters.IsoDateTimeFilter(field_name="scheduled_start", lookup_expr="lt")
     ends_after = django_filters.IsoDateTimeFilter(field_name="scheduled_end", lookup_expr="gte")
@@ -95,3 +105,9 @@ class MaintenanceFilter(django_filters.FilterSet):
     class Meta:
         model = MaintenanceWindow
         fields = []
+
+    def filter_service(self, queryset, name, value):
+        links = MaintenanceWindow.services.through.objects.filter(
+            service__in=self.visible_services(value)
+        )
+        return queryset.filter(pk__in=links.values("maintenancewindow_id"))

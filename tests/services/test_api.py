@@ -518,6 +518,10 @@ def test_an_organisations_token_sees_maintenance_of_the_services_it_sees(world):
     both = world["on_website"]
     both.services.add(world["vault"])
     assert acme.get(f"/api/v1/maintenance/{both.pk}/").json()["services"] == ["website"]
+    # Filtering by the private service's slug tells it nothing either.
+    assert listed(acme.get("/api/v1/maintenance/?service=vault")) == []
+    assert listed(acme.get("/api/v1/maintenance/?service=website")) == [both.pk]
+    assert listed(acme.get("/api/v1/services/?depends_on=vault")) == []
     assert caller().get(f"/api/v1/maintenance/{both.pk}/").json()["services"] == [
         "vault",
         "website",
