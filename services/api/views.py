@@ -8,10 +8,10 @@ a row the caller may not see is a 404, like a missing id.
 Writes need the model permission (``services.add_service``, ``change_…``, ``delete_…``): a
 token gets them from its scopes (``admin`` for the shared catalog, ``write`` for contacts and
 subscriptions, see ``itsm.tokens``), a person from their groups. The shared rows (services,
-organisations, maintenance) are never written by an organisation's token; a contact or a
-subscription only inside its own organisation. The writes are ``services.workflow``'s; the
-model's validation answers 400 with a message per field, a maintenance move the window's
-status does not allow 409.
+organisations, SLA policies, calendars, maintenance) are never written by an organisation's
+token; a contact or a subscription only inside its own organisation. The writes are
+``services.workflow``'s; the model's validation answers 400 with a message per field, a
+maintenance move the window's status does not allow 409.
 """
 
 from django.db.models import IntegerField, OuterRef, Prefetch, Q, Subquery
