@@ -140,3 +140,10 @@ def subject_q(actor, prefix=""):
         if ids is not None:
             rule &= ~Q(**{f"{prefix}subject_kind": kind}) | Q(**{f"{prefix}subject_id__in": ids})
     return rule
+
+
+def subject_ids(kind, actor):
+    """The ids of subjects of ``kind`` (e.g. "incident") ``actor`` may see, as a subquery;
+    None when it sees them all or nobody registered the kind."""
+    visible_ids = _subjects.get(kind)
+    return None if visible_ids is None else visible_ids(as_actor(actor))

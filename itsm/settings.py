@@ -390,6 +390,8 @@ SPECTACULAR_SETTINGS = {
         "LevelEnum": "incidents.models.Level",
         "ResolutionCodeEnum": "incidents.models.ResolutionCode",
         "PublicStatusEnum": "incidents.models.PublicStatus",
+        "ServiceStatusEnum": "services.models.ServiceStatus",
+        "MaintenanceStatusEnum": "services.models.MaintenanceStatus",
     },
 }
 

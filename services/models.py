@@ -13,6 +13,37 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from itsm.publishing import public_side_changed
+from services import visibility
+
+
+class VisibleQuerySet(models.QuerySet):
+    """Rows narrowed to what an actor may read (``services.visibility``): ``rule`` names the
+    function of that module that gives the ``Q``."""
+
+    rule = None
+
+    def visible_to(self, actor):
+        return visibility.scope(self, getattr(visibility, self.rule)(actor))
+
+
+class ServiceQuerySet(VisibleQuerySet):
+    rule = "service_q"
+
+
+class OrganizationQuerySet(VisibleQuerySet):
+    rule = "organization_q"
+
+
+class ContactQuerySet(VisibleQuerySet):
+    rule = "contact_q"
+
+
+class SubscriptionQuerySet(VisibleQuerySet):
+    rule = "subscription_q"
+
+
+class MaintenanceQuerySet(VisibleQuerySet):
+    rule = "maintenance_q"
 
 
 class ServiceStatus(models.TextChoices):
@@ -142,6 +173,8 @@ class Service(models.Model):
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = ServiceQuerySet.as_manager()
 
     class Meta:
         ordering = ["display_order", "name"]
@@ -338,6 +371,8 @@ class Organization(models.Model):
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
+    objects = OrganizationQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         verbose_name = _("organisation")
@@ -378,6 +413,8 @@ class Contact(models.Model):
         help_text=_("Subscribed to every public service, including services added later."),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    objects = ContactQuerySet.as_manager()
 
     class Meta:
         ordering = ["organization__name", "name"]
@@ -439,6 +476,8 @@ class Subscription(models.Model):
     )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    objects = SubscriptionQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("subscription")
@@ -1009,6 +1048,8 @@ class MaintenanceWindow(models.Model):
     )
     public_description = models.TextField(_("public description"), blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    objects = MaintenanceQuerySet.as_manager()
 
     class Meta:
         ordering = ["-scheduled_start"]

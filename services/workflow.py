@@ -16,7 +16,9 @@ from services.graph import dependency_ids
 from services.history import Impact, Interval, status_intervals, worst_impact
 from services.models import (
     IMPACT_CAUSES,
+    BusinessHours,
     CauseKind,
+    Holiday,
     MaintenanceStatus,
     MaintenanceWindow,
     Service,
@@ -24,6 +26,8 @@ from services.models import (
     ServiceImpact,
     ServiceStatus,
     ServiceStatusInterval,
+    SlaTarget,
+    check_windows_do_not_overlap,
 )
 
 logger = logging.getLogger(__name__)
@@ -604,3 +608,140 @@ def edit_maintenance(window, *, changes):
             )
             announce_maintenance_status(window, revision=revision)
     return window
+
+
+# --- rows written from the API -----------------------------------------------------------------
+
+
+def save_row(instance):
+    """Validate a catalog row as the admin's form does (``full_clean``: fields, ``clean()``,
+    unique and check constraints) and save it. Raises ``ValidationError`` with a message per
+    field; nothing is written then. For rows whose every rule is the model's own
+    (organisations, contacts, subscriptions)."""
+    instance.full_clean()
+    with transaction.atomic():
+        instance.save()
+    return instance
+
+
+_SERVICE_ROW_FIELDS = (
+    "name",
+    "slug",
+    "description",
+    "group",
+    "is_public",
+    "owner_team",
+    "criticality",
+    "display_order",
+    "default_sla_policy",
+)
+
+
+def save_service(service, *, dependencies=None, status=None, pinned=None):
+    """Create or change a service in one transaction: its own fields (validated by
+    ``full_clean``), then (when given) the services it depends on, exactly ``dependencies``
+    (each new edge checked by :func:`check_dependency`), then a status set by staff
+    (:func:`set_service_status`: pinned, it stays; unpinned, the derived status takes over).
+
+    The row itself never writes ``status``: a status moves only with its history, and a
+    concurrent incident's status must not be overwritten by this copy. Raises
+    ``ValidationError`` per field (``dependencies``, ``status``); nothing changed then."""
+    service.full_clean(exclude=["status", "status_pinned"])
+    with transaction.atomic():
+        if service.pk is None:
+            service.save()
+        else:
+            service.save(update_fields=[*_SERVICE_ROW_FIELDS, "updated_at"])
+        if dependencies is not None:
+            wanted = {s.pk: s for s in dependencies}
+            current = set(
+                ServiceDependency.objects.filter(service=service).values_list(
+                    "depends_on", flat=True
+                )
+            )
+            try:
+                edit_dependencies(
+                    service=service,
+                    add=[s for pk, s in wanted.items() if pk not in current],
+                    remove=current - set(wanted),
+                )
+            except ValidationError as exc:
+                raise ValidationError({"dependencies": exc.messages}) from None
+        if status is not None or pinned is not None:
+            service.refresh_from_db(fields=["status", "status_pinned"])
+            set_service_status(
+                service,
+                status=status or service.status,
+                pinned=service.status_pinned if pinned is None else pinned,
+            )
+    return service
+
+
+def _replace_parts(owner_field, owner, model, parts, label):
+    """Make ``parts`` (unsaved rows of ``model`` for ``owner``) exactly ``owner``'s, each
+    validated by its own fields and ``clean()`` once the old rows are gone (a window's
+    ``clean()`` compares it with the stored ones). Inside the caller's transaction: an error
+    (naming the row, "P2: …") undoes the delete. The query sets' delete and bulk create tell the
+    SLA engine."""
+    model.objects.filter(**{owner_field: owner}).delete()
+    messages = []
+    for part in parts:
+        setattr(part, owner_field, owner)
+        try:
+            part.full_clean(exclude=[owner_field], validate_unique=False)
+        except ValidationError as exc:
+            messages += [f"{label(part)}: {m}" for m in exc.messages]
+    if messages:
+        raise ValidationError(messages)
+    model.objects.bulk_create(parts)
+
+
+def save_sla_policy(policy, *, targets=None):
+    """Create or change an SLA policy; ``targets`` (unsaved ``SlaTarget`` rows), when given,
+    become exactly its targets, one per priority. Raises ``ValidationError`` per field
+    (``targets`` for the rows); nothing changed then. Open incidents' deadlines follow (the
+    models record the change for the SLA sweep)."""
+    policy.full_clean()
+    if targets is not None:
+        priorities = [t.priority for t in targets]
+        if len(priorities) != len(set(priorities)):
+            raise ValidationError({"targets": [_("Give each priority at most one target.")]})
+    with transaction.atomic():
+        policy.save()
+        if targets is not None:
+            try:
+                _replace_parts("policy", policy, SlaTarget, targets, lambda t: f"P{t.priority}")
+            except ValidationError as exc:
+                raise ValidationError({"targets": exc.messages}) from None
+    return policy
+
+
+def save_calendar(calendar, *, hours=None, holidays=None):
+    """Create or change a business calendar; ``hours`` and ``holidays`` (unsaved rows), when
+    given, become exactly its working windows and holidays. A weekday's windows may touch but
+    not overlap, and a date is a holiday once. Raises ``ValidationError`` per field; nothing
+    changed then."""
+    calendar.full_clean()
+    errors = {}
+    if hours is not None:
+        try:
+            check_windows_do_not_overlap([(h.weekday, h.opens_at, h.closes_at) for h in hours])
+        except ValidationError as exc:
+            errors["hours"] = exc.messages
+    if holidays is not None and len({h.date for h in holidays}) != len(holidays):
+        errors["holidays"] = [_("Give each date once.")]
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        calendar.save()
+        for field, model, parts, label in (
+            ("hours", BusinessHours, hours, lambda h: h.get_weekday_display()),
+            ("holidays", Holiday, holidays, lambda h: str(h.date)),
+        ):
+            if parts is None:
+                continue
+            try:
+                _replace_parts("calendar", calendar, model, parts, label)
+            except ValidationError as exc:
+                raise ValidationError({field: exc.messages}) from None
+    return calendar
