@@ -100,6 +100,30 @@ def validate_webhook_url(url):
         raise ValidationError(str(exc)) from None
 
 
+class WebhookEndpointQuerySet(models.QuerySet):
+    def visible_to(self, actor):
+        """The endpoints ``actor`` may manage: all of them for staff and unbound tokens (their
+        permission is checked by the caller), its own organisation's for a bound token."""
+        organization_id = getattr(actor, "organization_id", None)
+        if organization_id is not None:
+            return self.filter(organization_id=organization_id)
+        return self
+
+    def with_last_delivery(self):
+        """Annotate the newest message's status, time and error (``last_status``,
+        ``last_at``, ``last_error``): three correlated subqueries on the endpoint's partial
+        index, in the list's one query."""
+        newest = Notification.objects.filter(endpoint=models.OuterRef("pk")).order_by(
+            "-created_at", "-id"
+        )
+        return self.annotate(
+            last_status=models.Subquery(newest.values("status")[:1]),
+            last_at=models.Subquery(newest.values("created_at")[:1]),
+            last_sent_at=models.Subquery(newest.values("sent_at")[:1]),
+            last_error=models.Subquery(newest.values("last_error")[:1]),
+        )
+
+
 class WebhookEndpoint(models.Model):
     """An integrator's URL that hears about the event types it chose, signed with its own
     Standard Webhooks secret. Bound to an organisation, it hears only of the incidents a token
@@ -131,6 +155,8 @@ class WebhookEndpoint(models.Model):
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = WebhookEndpointQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -157,7 +157,16 @@ def _user(actor):
     return user if getattr(user, "pk", None) else None
 
 
-def create_endpoint(*, actor, url, event_types, description="", organization=None, is_active=True):
+def create_endpoint(
+    *,
+    actor,
+    url,
+    event_types,
+    description="",
+    organization=None,
+    organization_id=None,
+    is_active=True,
+):
     """A new endpoint (validated: the URL passes the SSRF guard, the event types are known).
     Returns it; its ``secret`` is shown to the caller once."""
     endpoint = WebhookEndpoint(
@@ -168,6 +177,8 @@ def create_endpoint(*, actor, url, event_types, description="", organization=Non
         is_active=is_active,
         created_by=_user(actor),
     )
+    if organization_id is not None:
+        endpoint.organization_id = organization_id
     endpoint.full_clean()
     endpoint.save()
     return endpoint
@@ -197,6 +208,11 @@ def change_endpoint(endpoint, *, actor, changes):
                 endpoint=endpoint, status=NotificationStatus.PENDING
             ).update(address=endpoint.url)
     return endpoint
+
+
+def delete_endpoint(endpoint, *, actor):
+    """Delete an endpoint; its messages go with it (those a worker holds are not marked)."""
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).delete()
 
 
 def rotate_secret(endpoint, *, actor):
