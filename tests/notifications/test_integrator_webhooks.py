@@ -426,3 +426,49 @@ def test_admin_adds_an_endpoint_showing_its_secret_once_and_rotates_it(client, s
         add, {"url": "http://169.254.169.254/", "event_types": ["incident.created"]}
     )
     assert refused.status_code == 200 and WebhookEndpoint.objects.count() == 1
+
+
+def test_admin_changelist_takes_the_same_queries_at_10_and_100_endpoints(client):
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    changelist = reverse("admin:notifications_webhookendpoint_changelist")
+
+    def page_queries(rows):
+        have = WebhookEndpoint.objects.count()
+        WebhookEndpoint.objects.bulk_create(
+            WebhookEndpoint(url=f"https://hooks{i}.example.com/", event_types=ALL_TYPES)
+            for i in range(have, rows)
+        )
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(changelist).status_code == 200
+        return len(ctx.captured_queries)
+
+    assert page_queries(10) == page_queries(100)
+
+
+def test_maintenance_of_private_services_reaches_no_organisations_endpoint(receiver, acme):
+    ours = endpoint(receiver.url("/acme"), ["maintenance.scheduled"], organization=acme)
+    everyone = endpoint(receiver.url("/all"), ["maintenance.scheduled"])
+    start = timezone.now() + dt.timedelta(days=1)
+    for title, public in (("Public upgrade", True), ("Internal upgrade", False)):
+        catalog.schedule_maintenance(
+            title=title,
+            services=[ServiceFactory(is_public=public)],
+            scheduled_start=start,
+            scheduled_end=start + dt.timedelta(hours=1),
+        )
+    deliver()
+
+    def titles(hook, path):
+        return sorted(b["data"]["title"] for b in received(receiver, hook.secret, path))
+
+    assert titles(ours, "/acme") == ["Public upgrade"]
+    assert titles(everyone, "/all") == ["Internal upgrade", "Public upgrade"]
+
+
+def test_a_new_url_takes_the_messages_still_queued(receiver, agent, service):
+    hook = endpoint("https://hooks.example.com/old", ["incident.created"])
+    workflow.create_incident(actor=agent, title="Queued for the old URL", services=[service])
+    webhooks.change_endpoint(hook, actor=Actor.system(), changes={"url": receiver.url()})
+    deliver()
+    (body,) = received(receiver, hook.secret)
+    assert body["data"]["incident"]["title"] == "Queued for the old URL"
