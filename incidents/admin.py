@@ -6,16 +6,15 @@ page and the changelist's bulk actions only translate its errors into messages. 
 per page, joins and one prefetch so the query count does not grow with the page size.
 """
 
-from datetime import timedelta
-
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import construct_change_message, unquote
+from django.contrib.admin.views.main import SEARCH_VAR
 from django.core.paginator import Paginator
 from django.db import connections
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseRedirect
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
@@ -34,7 +33,6 @@ from incidents.models import (
     IncidentEvent,
     IncidentService,
     IncidentState,
-    IncidentUpdate,
     PriorityMatrixEntry,
     RejectedPayload,
     SlaSignal,
@@ -42,6 +40,8 @@ from incidents.models import (
     parse_id,
     parse_reference,
 )
+from incidents.sla_text import sla_summary
+from incidents.timeline_text import with_update_text
 from itsm.actors import ActorKind
 from itsm.admin_changelist import SafeLookupMixin
 from services.models import Service, ServiceStatus
@@ -92,53 +92,6 @@ class LargeTablePaginator(Paginator):
 
 
 # --- the SLA column ----------------------------------------------------------------------------
-
-
-def short_duration(delta):
-    """'23 min', '5 h', '3 d': the precision a person reads in a queue."""
-    minutes = int(abs(delta.total_seconds()) // 60)
-    if minutes < 1:
-        return _("<1 min")
-    if minutes < 60:
-        return _("%(n)d min") % {"n": minutes}
-    hours = minutes // 60
-    if hours < 48:
-        return _("%(n)d h") % {"n": hours}
-    return _("%(n)d d") % {"n": hours // 24}
-
-
-def sla_summary(incident, now):
-    """(tone, text) for the next unmet SLA target, read from the stored columns only:
-    ``("breached", "breached 2 h ago")``, ``("warning", "12 min left")``, ``("ok", "3 h left")``,
-    ``("paused", "paused")``, ``("met", "met")``, or ``("none", "—")`` without a target."""
-    if not incident.is_open:
-        if incident.response_breached_at or incident.resolve_breached_at:
-            return "breached", _("breached")
-        if incident.resolve_due_at is None and incident.response_due_at is None:
-            return "none", "—"
-        return "met", _("met")
-    if incident.state == IncidentState.ON_HOLD:
-        return "paused", _("paused")
-    pending = []  # (due, breached_at, target length)
-    if incident.responded_at is None and incident.response_due_at:
-        pending.append(
-            (incident.response_due_at, incident.response_breached_at, incident.response_target)
-        )
-    if incident.resolve_due_at:
-        pending.append(
-            (incident.resolve_due_at, incident.resolve_breached_at, incident.resolution_target)
-        )
-    breaches = [breached_at or due for due, breached_at, _t in pending if breached_at or due <= now]
-    if breaches:
-        return "breached", _("breached %(ago)s ago") % {"ago": short_duration(now - min(breaches))}
-    if not pending:
-        return "none", "—"
-    due, _b, target = min(pending, key=lambda p: p[0])
-    left = due - now
-    # Amber in the last quarter of the target (or the last 15 minutes without one).
-    soon = target / 4 if target else None
-    tone = "warning" if left <= (soon or timedelta(minutes=15)) else "ok"
-    return tone, _("%(left)s left") % {"left": short_duration(left)}
 
 
 # --- filters -----------------------------------------------------------------------------------
@@ -259,39 +212,17 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class UpdateInline(ReadOnlyInline):
-    """Public updates and work notes, newest first; new ones are posted with the form under the
-    incident (through ``workflow.post_update``)."""
-
-    model = IncidentUpdate
-    fields = ["created_at", "author", "kind", "public_status", "body"]
-    readonly_fields = fields
-    verbose_name_plural = _("public updates and work notes")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("author")
-
-    @admin.display(description=_("kind"))
-    def kind(self, obj):
-        return _("public update") if obj.is_public else _("work note")
-
-
 class TimelineInline(ReadOnlyInline):
+    """The timeline as sentences (``incidents.timeline_text``), update texts inline."""
+
     model = IncidentEvent
-    fields = ["at", "actor_column", "kind", "change", "note"]
+    fields = ["at"]
     readonly_fields = fields
+    template = "admin/incidents/incident/timeline_inline.html"
     verbose_name_plural = _("timeline")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("actor")
-
-    @admin.display(description=_("change"))
-    def change(self, obj):
-        return describe_change(obj.old_value, obj.new_value)
-
-    @admin.display(description=_("actor"))
-    def actor_column(self, obj):
-        return actor_name(obj)
+        return with_update_text(super().get_queryset(request))
 
 
 def actor_name(event):
@@ -423,7 +354,8 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # a count per filter choice over a million rows
     autocomplete_fields = ["organization", "contact", "problem"]
-    inlines = [AffectedServiceInline, UpdateInline, TimelineInline]
+    # The updates read inline on the timeline; a table of their own said everything twice.
+    inlines = [AffectedServiceInline, TimelineInline]
     actions = ["assign_to_me", "acknowledge_selected", "resolve_selected", "link_to_problem"]
     change_form_template = "admin/incidents/incident/change_form.html"
 
@@ -517,6 +449,15 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
             return selectors.incident_queue(queryset)
         # One incident (change page, workflow buttons): its SLA policy shown, no list prefetch.
         return queryset.select_related("sla_policy")
+
+    def changelist_view(self, request, extra_context=None):
+        """Searching an exact reference (``INC-000123``) opens that incident: the agent who
+        typed it wants the incident, not a list of one. An id the agent may not see, or that
+        does not exist, falls through to the (empty) list as any search does."""
+        pk = parse_reference(request.GET.get(SEARCH_VAR, ""))
+        if pk is not None and self.get_queryset(request).filter(pk=pk).exists():
+            return HttpResponseRedirect(reverse("admin:incidents_incident_change", args=[pk]))
+        return super().changelist_view(request, extra_context)
 
     def get_search_results(self, request, queryset, search_term):
         """A reference is an exact primary-key lookup; anything else searches title and

@@ -15,13 +15,16 @@ from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from incidents import workflow
+from incidents import selectors, workflow
+from incidents.deadlines import explain_lines, left_on_hold
 from incidents.forms import HoldForm, LinkProblemForm, ReopenForm, ResolveForm, UpdateForm
 from incidents.models import Incident, PublicStatus, parse_id
 from incidents.notify import events_being_expanded, notifications_for_incident, render_preview
+from incidents.sla_text import target_lines
 
 NOTIFIED_SHOWN = 50
 REFUSALS_SHOWN = 20
@@ -138,9 +141,11 @@ def change_page_context(model_admin, request, object_id, refused=None):
     """What the change page shows around the form: buttons, the update form, who was told.
     ``refused``: a button's or the update form's input the workflow refused, shown again."""
     pk = parse_id(object_id)
-    incident = model_admin.get_queryset(request).filter(pk=pk).first() if pk is not None else None
+    found = model_admin.get_queryset(request).select_related("assignee", "assignment_group")
+    incident = found.filter(pk=pk).first() if pk is not None else None
     if incident is None:
         return {}
+    now = timezone.now()
     can_work = model_admin.has_work_permission(request, incident)
     refused = refused or {}
     update_form = refused.get("update_form") or UpdateForm(
@@ -148,6 +153,9 @@ def change_page_context(model_admin, request, object_id, refused=None):
     )
     return {
         "incident": incident,
+        "sla_lines": target_lines(incident, now, left_on_hold(incident, now)),
+        "sla_policy_lines": explain_lines(incident),
+        "related": selectors.related_open_incidents(incident, request.user),
         "can_work": can_work,
         "workflow_buttons": buttons_for(incident, request.user, refused) if can_work else [],
         "can_post_update": can_work and "post_update" in workflow.legal_actions(incident),
@@ -268,7 +276,7 @@ def post_update_view(model_admin):
                 else _("Work note added to %(reference)s.")
             )
             messages.success(request, done % {"reference": incident.reference})
-        return _change_page(incident.pk, "#updates")
+        return _change_page(incident.pk)
 
     return view
 

@@ -523,6 +523,34 @@ def explain_lines(incident):
     return lines
 
 
+def left_on_hold(incident, now=None):
+    """{target: time left} for an incident on hold: the business time each target not yet met
+    still has to run when work resumes, on the calendar that set it (one query: the pauses, with
+    the calendars' stamps). Empty when the incident is not on hold."""
+    from incidents.models import IncidentState
+
+    if incident.state != IncidentState.ON_HOLD:
+        return {}
+    explain = incident.sla_explain or {}
+    kinds = [k for k in TARGETS if _met_at(incident, k) is None and explain.get(k)]
+    if not kinds:
+        return {}
+    calendar_ids = {explain[k]["calendar"] for k in kinds if explain[k]["calendar"]}
+    pauses, _signalled, stamps = _clock_inputs(incident, calendar_ids)
+    calendars = calendars_by_id(calendar_ids, stamps)
+    now = now or timezone.now()
+    left = {}
+    for kind in kinds:
+        calendar = calendars[explain[kind]["calendar"]]
+        if isinstance(calendar, Exception):
+            continue
+        ran = sla.business_time_between(
+            incident.opened_at, max(now, incident.opened_at), calendar, pauses
+        )
+        left[kind] = max(timedelta(seconds=explain[kind]["target"]) - ran, timedelta(0))
+    return left
+
+
 def target_calendar_id(incident, kind):
     return (incident.sla_explain or {}).get(kind, {}).get("calendar")
 

@@ -127,15 +127,15 @@ def test_sla_column_remaining_time_for_the_next_target():
         response_target=dt.timedelta(hours=1),
         resolution_target=dt.timedelta(hours=8),
     )
-    assert sla_summary(incident, NOW) == ("ok", "23 min left")
+    assert sla_summary(incident, NOW) == ("ok", "response: 23 min left")
     # Acknowledged: the response target is met, the resolution one is next.
     incident.state, incident.acknowledged_at = IncidentState.ACKNOWLEDGED, NOW
     incident.responded_at = NOW
-    assert sla_summary(incident, NOW) == ("ok", "4 h left")
+    assert sla_summary(incident, NOW) == ("ok", "resolution: 4 h left")
     # In the last quarter of the target, amber.
     assert sla_summary(incident, NOW + dt.timedelta(hours=3, minutes=30)) == (
         "warning",
-        "30 min left",
+        "resolution: 30 min left",
     )
 
 
@@ -148,10 +148,13 @@ def test_sla_column_breached():
         resolve_due_at=NOW - dt.timedelta(hours=2),
         resolve_breached_at=NOW - dt.timedelta(hours=2),
     )
-    assert sla_summary(incident, NOW) == ("breached", "breached 2 h ago")
+    assert sla_summary(incident, NOW) == ("breached", "resolution breached 2 h ago")
     # Past due but not swept yet: breached all the same.
     incident.resolve_breached_at = None
-    assert sla_summary(incident, NOW + dt.timedelta(days=3)) == ("breached", "breached 3 d ago")
+    assert sla_summary(incident, NOW + dt.timedelta(days=3)) == (
+        "breached",
+        "resolution breached 3 d ago",
+    )
 
 
 def test_sla_column_paused_met_and_none():
@@ -171,7 +174,7 @@ def test_sla_column_in_the_changelist(admin_client, new_incident):
     )
     response = admin_client.get(CHANGELIST)
     assert response.status_code == 200
-    assert "breached 2 h ago" in response.content.decode()
+    assert "response breached 2 h ago" in response.content.decode()
     assert 'class="itsm-badge itsm-p1"' in response.content.decode()
 
 
@@ -269,13 +272,18 @@ def test_filter_breached_and_due_within_the_hour(admin_client, queue):
 
 
 @pytest.mark.parametrize("form", ["INC-{pk:06d}", "inc-{pk}", "{pk}", " {pk} "])
-def test_search_by_reference_is_an_exact_lookup(admin_client, queue, form):
+def test_search_by_reference_opens_that_incident(admin_client, queue, form):
     incidents, _other = queue
     target = incidents["theirs"]
     with CaptureQueriesContext(connection) as ctx:
         response = admin_client.get(CHANGELIST, {"q": form.format(pk=target.pk)})
-    assert listed(response) == {target.pk}
+    assert response.status_code == 302 and response["Location"] == change_url(target)
     assert not any("LIKE" in q["sql"].upper() for q in ctx.captured_queries)
+
+
+def test_search_by_a_reference_nobody_has_lists_nothing(admin_client, queue):
+    response = admin_client.get(CHANGELIST, {"q": "INC-999999"})
+    assert response.status_code == 200 and listed(response) == set()
 
 
 def test_default_ordering_is_priority_then_resolution_due(admin_client, queue):
@@ -471,7 +479,7 @@ def test_change_page_shows_sla_timeline_and_version(admin_client, new_incident):
     content = response.content.decode()
     assert 'name="loaded_version"' in content and 'type="hidden"' in content
     assert "Response due" in content and "Resolution due" in content
-    assert 'id="events-group"' in content and 'id="updates-group"' in content
+    assert 'id="events-group"' in content and 'id="updates"' in content
     assert 'id="affected-group"' in content
     assert "min left" in content
 
