@@ -12,7 +12,7 @@ from django.db import connection
 from incidents import deadlines, visibility
 from incidents.models import IncidentService
 from itsm import rows
-from notifications import outbox, queries
+from notifications import outbox, queries, webhooks
 from notifications.models import INCIDENT_KINDS, EventKind
 from notifications.rendering import render_email
 from services import graph
@@ -136,6 +136,80 @@ def enqueue_incident_event(*, incident, kind, update=None):
         subject_kind=SUBJECT_KIND,
         subject_id=incident.pk,
         notified_ids=notified,
+    )
+
+
+# --- integrators' webhook endpoints ----------------------------------------------------------
+
+
+def _keep_webhook_targets(incident, results):
+    incident.__dict__["_webhook_targets"] = webhooks.parse_targets(results[0])
+
+
+# Every transition reads the active endpoints in the round trip of its row lock: telling
+# integrators costs no query when nobody listens.
+WEBHOOK_TARGETS = deadlines.Prefetch(
+    lambda pk: [webhooks.targets_statement()], _keep_webhook_targets
+)
+
+
+def _listeners(incident, event_type):
+    """The active endpoints that want ``event_type`` and may read ``incident`` (the incident
+    visibility rule, for a token of the endpoint's organisation: never a confidential one)."""
+    targets = incident.__dict__.get("_webhook_targets")
+    if targets is None:
+        targets = incident.__dict__["_webhook_targets"] = webhooks.read_targets()
+    return [t for t in targets if t.wants(event_type) and visibility.can_see(t.actor, incident)]
+
+
+def forget_webhook_targets(incident):
+    """Drop the endpoints read with the lock (at the end of the change that read them)."""
+    incident.__dict__.pop("_webhook_targets", None)
+
+
+def webhook_incident(incident):
+    """The incident as a webhook carries it: the API's ``IncidentSerializer`` (a few reads,
+    made only when an endpoint listens)."""
+    from incidents.api.serializers import IncidentSerializer
+
+    return dict(IncidentSerializer(incident).data)
+
+
+def tell_integrators(incident, event_type):
+    """Queue ``incident.created|updated|resolved`` about ``incident`` as it is now (version
+    included, so each change is its own event) for the endpoints that listen. Call in the
+    transaction of the change, after the row is written."""
+    listeners = _listeners(incident, event_type)
+    if not listeners:
+        return None
+    return outbox.enqueue_webhook_event(
+        kind=event_type,
+        key=f"incident:{incident.pk}:{event_type}:v{incident.version}",
+        data={"incident": webhook_incident(incident)},
+        endpoints=listeners,
+        subject_kind=SUBJECT_KIND,
+        subject_id=incident.pk,
+    )
+
+
+def tell_integrators_of_sla(incident, *, target, threshold, due_at, is_breach):
+    """Queue ``sla.warning`` or ``sla.breached`` (once per incident, target and threshold)."""
+    event_type = EventKind.WEBHOOK_SLA_BREACHED if is_breach else EventKind.WEBHOOK_SLA_WARNING
+    listeners = _listeners(incident, event_type)
+    if not listeners:
+        return None
+    return outbox.enqueue_webhook_event(
+        kind=event_type,
+        key=f"incident:{incident.pk}:sla:{target}:{threshold}",
+        data={
+            "target": str(target),
+            "threshold_percent": threshold // 10,
+            "due_at": due_at.isoformat() if due_at else None,
+            "incident": webhook_incident(incident),
+        },
+        endpoints=listeners,
+        subject_kind=SUBJECT_KIND,
+        subject_id=incident.pk,
     )
 
 

@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from incidents import deadlines
+from incidents import deadlines, notify
 from incidents.models import (
     OPEN_STATES,
     EventKind,
@@ -30,6 +30,7 @@ from incidents.models import (
 )
 from incidents.notify import notify_staff_batch, staff_message
 from itsm import arrays
+from notifications import webhooks
 from notifications.models import EventKind as NotificationKind
 from services.models import Contract, Service, SlaInputChange, SlaPolicy
 
@@ -211,7 +212,27 @@ def _check_batch(batch, now):
                 messages.append(_announcement(incident, signal, is_breach, texts))
         notify_staff_batch(m for m in messages if m is not None)
         _save_columns([i for i, _found in plain])
+        _tell_integrators(plain)
     return raised
+
+
+def _tell_integrators(plain):
+    """``sla.warning``/``sla.breached`` for what the batch announced, to the endpoints that
+    listen: the endpoints are read once for the batch (one query, however many signals)."""
+    announced = [(incident, s) for incident, found in plain for s in found.announce]
+    if not announced:
+        return
+    targets = webhooks.read_targets()
+    for incident, signal in announced:
+        incident.__dict__["_webhook_targets"] = targets
+        notify.tell_integrators_of_sla(
+            incident,
+            target=signal.target,
+            threshold=signal.threshold,
+            due_at=signal.at,
+            is_breach=signal.threshold >= deadlines.BREACH,
+        )
+        notify.forget_webhook_targets(incident)
 
 
 def _insert_signals(plain, now):
@@ -459,6 +480,14 @@ def _raise(incident, checkpoint, now, *, announce):
     )
     if announce:
         _announce(incident, checkpoint, is_breach)
+    # Integrators hear of a breach recorded when its target is met too: they keep SLA records.
+    notify.tell_integrators_of_sla(
+        incident,
+        target=checkpoint.target,
+        threshold=checkpoint.threshold,
+        due_at=checkpoint.at,
+        is_breach=is_breach,
+    )
     return True
 
 

@@ -184,7 +184,7 @@ def _lock(incident, expected_version, action, *, matrix_cell=None, touches=None,
     ``touches``: what the caller changes (default: ``ACTION_TOUCHES[action]``); a version
     that moved only through changes touching none of it is not stale (a resolve after a
     colleague's work note goes through, on the current row)."""
-    locked = _locked_row(incident.pk, matrix_cell, prefetch)
+    locked = _locked_row(incident.pk, matrix_cell, (*prefetch, notify.WEBHOOK_TARGETS))
     if expected_version is not None and locked.version != expected_version:
         touches = ACTION_TOUCHES[action] if touches is None else frozenset(touches)
         since = _changes_since(locked, expected_version)
@@ -441,7 +441,11 @@ def _save(incident, *, sla=False, repolicy=False, services_changed=False, at=Non
     services, organisation), choose it again; ``services_changed``: the affected services or
     the incident's openness changed, so the impacts it causes (and the services' status) follow
     from ``at``; ``met_at``: a target was met now, so a breach that already happened is
-    recorded (SLA.md rule 5)."""
+    recorded (SLA.md rule 5). Integrators' endpoints hear of the change (``incident.updated``,
+    or ``incident.resolved`` for a resolve)."""
+    resolving = any(
+        e.kind == EventKind.RESOLVED for e in incident.__dict__.get("_queued_events", ())
+    )
     if sla or repolicy:
         # A pause queued by this transition is not in the table yet: the clock counts it.
         deadlines.recompute(
@@ -458,6 +462,13 @@ def _save(incident, *, sla=False, repolicy=False, services_changed=False, at=Non
     _write(incident)
     if services_changed:
         _tell_catalog(incident, at=at)
+    notify.tell_integrators(
+        incident,
+        NotificationKind.WEBHOOK_INCIDENT_RESOLVED
+        if resolving
+        else NotificationKind.WEBHOOK_INCIDENT_UPDATED,
+    )
+    notify.forget_webhook_targets(incident)
     if incident.published_at:
         # Its public page, the status page and the JSON may show something new.
         public_side_changed()
@@ -606,6 +617,8 @@ def create_incident(
         _tell_catalog(incident, at=now, statuses=statuses)
         if assignee is not None or assignment_group is not None:
             _notify_assignment(incident, actor=actor, at=now)
+        notify.tell_integrators(incident, NotificationKind.WEBHOOK_INCIDENT_CREATED)
+        notify.forget_webhook_targets(incident)
     return incident
 
 

@@ -393,6 +393,29 @@ SPECTACULAR_SETTINGS = {
         "ServiceStatusEnum": "services.models.ServiceStatus",
         "MaintenanceStatusEnum": "services.models.MaintenanceStatus",
     },
+    # OpenAPI 3.1: its ``webhooks`` document what itsm POSTs to integrators' endpoints.
+    "OAS_VERSION": "3.1.0",
+    "WEBHOOKS": [
+        f"{module}.{name}"
+        for module, names in (
+            (
+                "incidents.api.webhooks",
+                ["incident_created", "incident_updated", "incident_resolved"],
+            ),
+            ("incidents.api.webhooks", ["sla_warning", "sla_breached"]),
+            (
+                "notifications.api.schema",
+                [
+                    "maintenance_scheduled",
+                    "maintenance_started",
+                    "maintenance_completed",
+                    "maintenance_cancelled",
+                    "ping",
+                ],
+            ),
+        )
+        for name in names
+    ],
 }
 
 # --- Security (HTTPS settings on when the operator says the site is behind TLS) --------------

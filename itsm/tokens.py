@@ -38,6 +38,11 @@ _WRITE = (
     "services.add_contact",
     "services.change_contact",
 )
+# Integrators' webhook endpoints: an admin token manages all of them; a token bound to an
+# organisation with the write scope manages that organisation's (the API narrows what it sees).
+_WEBHOOK_ENDPOINTS = tuple(
+    f"notifications.{verb}_webhookendpoint" for verb in ("view", "add", "change", "delete")
+)
 _ADMIN = (
     "services.add_service",
     "services.change_service",
@@ -54,6 +59,7 @@ _ADMIN = (
     "incidents.add_alertrule",
     "incidents.change_alertrule",
     "incidents.delete_alertrule",
+    *_WEBHOOK_ENDPOINTS,
 )
 # An alert source opens and works incidents and reads the catalog it routes to; nothing else.
 _INTEGRATION = (
@@ -83,11 +89,14 @@ def permissions_of(scopes):
 
 
 def actor_for(token):
+    permissions = permissions_of(token.scopes)
+    if token.organization_id is not None and TokenScope.WRITE in (token.scopes or ()):
+        permissions |= frozenset(_WEBHOOK_ENDPOINTS)
     return Actor.token(
         ref=token.key,
         label=f"token {token.name}"[:150],
         organization_id=token.organization_id,
-        permissions=permissions_of(token.scopes),
+        permissions=permissions,
     )
 
 

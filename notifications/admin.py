@@ -3,6 +3,7 @@ are still writing their rows), and notifications with their errors and a retry a
 preview of the email a public update would send is on the incident's own page (incidents know
 their payloads; notifications know no incident)."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.urls import reverse
@@ -12,13 +13,16 @@ from django.utils.translation import ngettext
 
 from itsm.actors import subject_q
 from itsm.admin_changelist import SafeLookupMixin
+from notifications import webhooks
 from notifications.delivery import retry_notifications
 from notifications.models import (
+    WEBHOOK_EVENT_TYPES,
     ChannelCircuit,
     EmailOptOut,
     Notification,
     NotificationEvent,
     NotificationStatus,
+    WebhookEndpoint,
 )
 
 
@@ -144,7 +148,7 @@ class NotificationAdmin(SafeLookupMixin, admin.ModelAdmin):
     list_filter = ["status", WaitingFilter, "channel", "event__kind"]
     search_fields = ["=address", "recipient_key"]
     list_select_related = ["event"]
-    raw_id_fields = ["event", "contact", "user", "subscription"]
+    raw_id_fields = ["event", "contact", "user", "subscription", "endpoint"]
     readonly_fields = [
         "event",
         "channel",
@@ -152,6 +156,7 @@ class NotificationAdmin(SafeLookupMixin, admin.ModelAdmin):
         "contact",
         "user",
         "subscription",
+        "endpoint",
         "address",
         "language",
         "status",
@@ -220,3 +225,121 @@ class ChannelCircuitAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# --- integrators' webhook endpoints ------------------------------------------------------------
+
+_EVENT_TYPE_CHOICES = [(str(t), t.label) for t in WEBHOOK_EVENT_TYPES]
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    event_types = forms.MultipleChoiceField(
+        label=_("event types"),
+        choices=_EVENT_TYPE_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["url", "description", "event_types", "is_active", "organization"]
+
+
+class EventTypeFilter(admin.SimpleListFilter):
+    title = _("event type")
+    parameter_name = "event_type"
+
+    def lookups(self, request, model_admin):
+        return _EVENT_TYPE_CHOICES
+
+    def queryset(self, request, queryset):
+        if self.value() in dict(_EVENT_TYPE_CHOICES):
+            # The JSON list as text holds the quoted name (works on SQLite and PostgreSQL).
+            return queryset.filter(event_types__icontains=f'"{self.value()}"')
+        return queryset
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(SafeLookupMixin, admin.ModelAdmin):
+    """Integrators' endpoints: what they hear, whether the last message arrived. The secret is
+    shown once, in a message, when the endpoint is added or its secret rotated."""
+
+    form = WebhookEndpointForm
+    list_display = [
+        "url",
+        "description",
+        "organization",
+        "is_active",
+        "events",
+        "last_delivery",
+        "created_at",
+    ]
+    list_filter = ["is_active", EventTypeFilter, "organization"]
+    search_fields = ["url", "description"]
+    list_select_related = ["organization"]
+    autocomplete_fields = ["organization"]
+    readonly_fields = ["created_by", "created_at", "updated_at"]
+    actions = ["rotate_secret", "send_test"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_last_delivery()
+
+    @admin.display(description=_("event types"))
+    def events(self, obj):
+        return ", ".join(obj.event_types or ())
+
+    @admin.display(description=_("last delivery"), ordering="last_at")
+    def last_delivery(self, obj):
+        status = getattr(obj, "last_status", None)
+        if status is None:
+            return _("nothing sent yet")
+        label = NotificationStatus(status).label
+        error = (obj.last_error or "")[:80]
+        return f"{label} ({error})" if error and status != NotificationStatus.SENT else label
+
+    def save_model(self, request, obj, form, change):
+        values = {f: form.cleaned_data[f] for f in form.Meta.fields if f in form.cleaned_data}
+        if change:
+            changed = {f: values[f] for f in form.changed_data if f in values}
+            webhooks.change_endpoint(obj, actor=request.user, changes=changed)
+            return
+        created = webhooks.create_endpoint(actor=request.user, **values)
+        obj.pk, obj.secret, obj._state.adding = created.pk, created.secret, False
+        self._show_secret(request, created)
+
+    def _show_secret(self, request, endpoint):
+        self.message_user(
+            request,
+            _(
+                "The signing secret of %(endpoint)s, shown this once (give it to the "
+                "integrator): %(secret)s"
+            )
+            % {"endpoint": endpoint.url, "secret": endpoint.secret},
+            messages.WARNING,
+        )
+
+    @admin.action(description=_("Rotate the signing secret"), permissions=["change"])
+    def rotate_secret(self, request, queryset):
+        for endpoint in queryset:
+            webhooks.rotate_secret(endpoint, actor=request.user)
+            self._show_secret(request, endpoint)
+
+    @admin.action(description=_("Send a test ping"), permissions=["change"])
+    def send_test(self, request, queryset):
+        sent = 0
+        for endpoint in queryset:
+            try:
+                webhooks.send_ping(endpoint, actor=request.user)
+                sent += 1
+            except webhooks.EndpointError as exc:
+                self.message_user(request, f"{endpoint.url}: {exc}", messages.WARNING)
+        if sent:
+            self.message_user(
+                request,
+                ngettext(
+                    "A ping is queued for %(count)d endpoint.",
+                    "A ping is queued for %(count)d endpoints.",
+                    sent,
+                )
+                % {"count": sent},
+                messages.SUCCESS,
+            )

@@ -16,3 +16,7 @@ class NotificationsConfig(AppConfig):
         from services import announcements
 
         announcements.register_outbox(enqueue_maintenance_event, cancel_maintenance_events)
+        # Integrators' webhook endpoints hear of maintenance through a port of the same kind.
+        from notifications.webhooks import tell_integrators_of_maintenance
+
+        announcements.register_integrators(tell_integrators_of_maintenance)

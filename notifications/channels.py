@@ -436,6 +436,12 @@ def webhook_body(event):
     )
 
 
+def integrator_body(event):
+    """The JSON body for an integrator's endpoint: the event's payload (``type``,
+    ``timestamp``, ``data``), the same bytes on every resend."""
+    return json.dumps(event.payload, sort_keys=True, separators=(",", ":"))
+
+
 class WebhookChannel(BaseChannel):
     """A JSON POST signed with its endpoint's secret following Standard Webhooks, within a
     total deadline of ``NOTIFY_WEBHOOK_TIMEOUT`` seconds."""
@@ -474,15 +480,28 @@ class WebhookChannel(BaseChannel):
             self._secrets[url] = Subscription.endpoint_secret(url)
         return self._secrets[url]
 
-    def send(self, notification):
-        subscription = notification.subscription
-        secret = self._secret(notification) if subscription is not None else ""
+    def _signed_as(self, notification):
+        """(secret, body) of a row: an integrator's endpoint signs with its own secret and
+        sends the event's ``{"type", "timestamp", "data"}``; a status-page subscription signs
+        with its URL's secret and sends ``webhook_body``."""
+        event = notification.event
+        if notification.endpoint_id is not None:
+            endpoint = notification.endpoint
+            secret = endpoint.secret if endpoint is not None else ""
+            make_body = integrator_body
+        else:
+            subscription = notification.subscription
+            secret = self._secret(notification) if subscription is not None else ""
+            make_body = webhook_body
         if not secret:
             raise PermanentError("no webhook subscription or signing secret")
-        event = notification.event
-        if event.pk not in self._bodies:
-            self._bodies[event.pk] = webhook_body(event)
-        body = self._bodies[event.pk]
+        key = (event.pk, make_body)
+        if key not in self._bodies:
+            self._bodies[key] = make_body(event)
+        return secret, self._bodies[key]
+
+    def send(self, notification):
+        secret, body = self._signed_as(notification)
         msg_id = notification.webhook_id_for(self._install())
         timeout = self.send_timeout()
         with SendDeadline(timeout) as deadline:

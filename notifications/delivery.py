@@ -203,6 +203,9 @@ def _unwanted(event):
         | Q(subscription__isnull=False, subscription__is_active=False)
         | Q(subscription__organization__is_active=False)
         | Q(user__isnull=False, user__is_active=False)
+        # An integrator's endpoint deactivated (or its organisation) since the row was queued.
+        | Q(endpoint__isnull=False, endpoint__is_active=False)
+        | Q(endpoint__organization__is_active=False)
     )
     if event.kind not in REQUESTED_KINDS:
         # A message its recipient has just asked for (a subscription confirmation) goes even
@@ -438,7 +441,9 @@ def send_claimed(ids, lease):
         return 0
     if event is not None:
         _cancel_unwanted(event, ids, lease)
-    rows = list(_claimed(ids, lease).select_related("event", "subscription").order_by("id"))
+    rows = list(
+        _claimed(ids, lease).select_related("event", "subscription", "endpoint").order_by("id")
+    )
     batch = _Batch([row.pk for row in rows], lease)
     by_channel = {}
     for row in sorted(rows, key=lambda r: (r.channel != Channel.WEBHOOK, r.channel, r.pk)):

@@ -7,6 +7,7 @@ import uuid
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -24,6 +25,17 @@ class EventKind(models.TextChoices):
     ESCALATION = "escalation", _("Escalation")
     ASSIGNMENT = "assignment", _("Assignment")
     SUBSCRIPTION_CONFIRMATION = "subscription_confirmation", _("Subscription confirmation")
+    # Events for integrators' webhook endpoints (``WebhookEndpoint``), named as they are sent.
+    WEBHOOK_INCIDENT_CREATED = "incident.created", _("Webhook: incident created")
+    WEBHOOK_INCIDENT_UPDATED = "incident.updated", _("Webhook: incident updated")
+    WEBHOOK_INCIDENT_RESOLVED = "incident.resolved", _("Webhook: incident resolved")
+    WEBHOOK_SLA_WARNING = "sla.warning", _("Webhook: SLA warning")
+    WEBHOOK_SLA_BREACHED = "sla.breached", _("Webhook: SLA breached")
+    WEBHOOK_MAINTENANCE_SCHEDULED = "maintenance.scheduled", _("Webhook: maintenance scheduled")
+    WEBHOOK_MAINTENANCE_STARTED = "maintenance.started", _("Webhook: maintenance started")
+    WEBHOOK_MAINTENANCE_COMPLETED = "maintenance.completed", _("Webhook: maintenance completed")
+    WEBHOOK_MAINTENANCE_CANCELLED = "maintenance.cancelled", _("Webhook: maintenance cancelled")
+    WEBHOOK_PING = "ping", _("Webhook: ping")
 
 
 INCIDENT_KINDS = frozenset(
@@ -40,6 +52,122 @@ MAINTENANCE_KINDS = frozenset(
         EventKind.MAINTENANCE_COMPLETED,
     }
 )
+
+
+# What an integrator's endpoint may subscribe to (``ping`` is sent on request only).
+WEBHOOK_EVENT_TYPES = (
+    EventKind.WEBHOOK_INCIDENT_CREATED,
+    EventKind.WEBHOOK_INCIDENT_UPDATED,
+    EventKind.WEBHOOK_INCIDENT_RESOLVED,
+    EventKind.WEBHOOK_SLA_WARNING,
+    EventKind.WEBHOOK_SLA_BREACHED,
+    EventKind.WEBHOOK_MAINTENANCE_SCHEDULED,
+    EventKind.WEBHOOK_MAINTENANCE_STARTED,
+    EventKind.WEBHOOK_MAINTENANCE_COMPLETED,
+    EventKind.WEBHOOK_MAINTENANCE_CANCELLED,
+)
+WEBHOOK_KINDS = frozenset({*WEBHOOK_EVENT_TYPES, EventKind.WEBHOOK_PING})
+
+
+def new_webhook_secret():
+    """A Standard Webhooks secret: ``whsec_`` and 24 random bytes in base64."""
+    import base64
+    import secrets
+
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def validate_event_types(value):
+    if not isinstance(value, list) or not value:
+        raise ValidationError(_("Choose at least one event type."))
+    unknown = sorted({str(v) for v in value} - set(WEBHOOK_EVENT_TYPES))
+    if unknown:
+        raise ValidationError(
+            _("Unknown event types: %(types)s."), params={"types": ", ".join(unknown)}
+        )
+
+
+def validate_webhook_url(url):
+    """The guard the webhook channel applies at send time, applied when the URL is typed. A
+    name that does not resolve (yet) passes: the send-time guard checks every address then."""
+    from itsm.netguard import RefusedTarget, UnresolvableTarget, check_url
+
+    try:
+        check_url(url)
+    except UnresolvableTarget:
+        pass
+    except RefusedTarget as exc:
+        raise ValidationError(str(exc)) from None
+
+
+class WebhookEndpointQuerySet(models.QuerySet):
+    def visible_to(self, actor):
+        """The endpoints ``actor`` may manage: all of them for staff and unbound tokens (their
+        permission is checked by the caller), its own organisation's for a bound token."""
+        organization_id = getattr(actor, "organization_id", None)
+        if organization_id is not None:
+            return self.filter(organization_id=organization_id)
+        return self
+
+    def with_last_delivery(self):
+        """Annotate the newest message's status, time and error (``last_status``,
+        ``last_at``, ``last_error``): three correlated subqueries on the endpoint's partial
+        index, in the list's one query."""
+        newest = Notification.objects.filter(endpoint=models.OuterRef("pk")).order_by(
+            "-created_at", "-id"
+        )
+        return self.annotate(
+            last_status=models.Subquery(newest.values("status")[:1]),
+            last_at=models.Subquery(newest.values("created_at")[:1]),
+            last_sent_at=models.Subquery(newest.values("sent_at")[:1]),
+            last_error=models.Subquery(newest.values("last_error")[:1]),
+        )
+
+
+class WebhookEndpoint(models.Model):
+    """An integrator's URL that hears about the event types it chose, signed with its own
+    Standard Webhooks secret. Bound to an organisation, it hears only of the incidents a token
+    of that organisation may read (never a confidential one). Changed through
+    ``notifications.webhooks`` (the API and the admin call it)."""
+
+    url = models.URLField(_("URL"), max_length=500, validators=[validate_webhook_url])
+    description = models.CharField(_("description"), max_length=200, blank=True, default="")
+    event_types = models.JSONField(
+        _("event types"), default=list, validators=[validate_event_types]
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    secret = models.CharField(_("signing secret"), max_length=80, default=new_webhook_secret)
+    organization = models.ForeignKey(
+        "services.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="webhook_endpoints",
+        verbose_name=_("organisation"),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = WebhookEndpointQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
+
+    def __str__(self):
+        return self.description or self.url
+
+    def wants(self, event_type):
+        return self.is_active and str(event_type) in (self.event_types or ())
 
 
 class NotificationEvent(models.Model):
@@ -152,6 +280,16 @@ class Notification(models.Model):
         verbose_name=_("subscription"),
         db_index=False,
     )
+    # An integrator's endpoint (``WebhookEndpoint``): the row is signed with its secret.
+    endpoint = models.ForeignKey(
+        "notifications.WebhookEndpoint",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        verbose_name=_("webhook endpoint"),
+        db_index=False,
+    )
     address = models.CharField(_("address"), max_length=500)  # email address or webhook URL
     language = models.CharField(_("language"), max_length=5, default="en")
     status = models.CharField(
@@ -214,6 +352,11 @@ class Notification(models.Model):
                 fields=["subscription"],
                 name="notification_subscription_idx",
                 condition=models.Q(subscription__isnull=False),
+            ),
+            models.Index(
+                fields=["endpoint", "-created_at"],
+                name="notification_endpoint_idx",
+                condition=models.Q(endpoint__isnull=False),
             ),
         ]
 

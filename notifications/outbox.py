@@ -39,6 +39,7 @@ from notifications.models import (
     INCIDENT_KINDS,
     MAINTENANCE_KINDS,
     REQUESTED_KINDS,
+    WEBHOOK_KINDS,
     EmailOptOut,
     EventKind,
     Notification,
@@ -453,6 +454,50 @@ def notify_contact(*, kind, key, contact, payload, language=None):
     return event
 
 
+def enqueue_webhook_event(*, kind, key, data, endpoints, subject_kind="", subject_id=None):
+    """Queue one signed POST of event ``kind`` (``incident.created``, ``ping``, ...) to each of
+    ``endpoints`` (objects with ``pk`` and ``url``, already chosen by the caller: those that
+    want the event and may read its subject). The body is the event's payload, ``{"type",
+    "timestamp", "data"}``, the same bytes on every retry.
+
+    Runs in the caller's transaction: the event and its rows (a handful) are written here and
+    delivered on commit, with the retries, circuit and SSRF guard of every webhook. ``key``
+    names the happening (calling twice queues it once). Returns the event, or None when there
+    is no endpoint or ``key`` was queued already."""
+    if kind not in WEBHOOK_KINDS:
+        raise ValueError(f"not a webhook event kind: {kind}")
+    endpoints = list(endpoints)
+    if not endpoints:
+        return None
+    now = timezone.now()
+    payload = {"type": str(kind), "timestamp": now.isoformat(), "data": data}
+    event = _record_event(
+        kind=kind,
+        key=f"webhook:{key}",
+        payload=payload,
+        subject_kind=subject_kind,
+        subject_id=subject_id,
+    )
+    if event is None:
+        return None
+    NotificationEvent.objects.filter(pk=event.pk).update(delivery_dispatched_at=event.created_at)
+    Notification.objects.bulk_create(
+        Notification(
+            event=event,
+            channel=Channel.WEBHOOK,
+            recipient_key=f"endpoint:{endpoint.pk}",
+            endpoint_id=endpoint.pk,
+            address=endpoint.url,
+            status=NotificationStatus.PENDING,
+            next_attempt_at=event.created_at,
+            created_at=event.created_at,
+        )
+        for endpoint in endpoints
+    )
+    _deliver_on_commit(event, len(endpoints))
+    return event
+
+
 def _group_addresses(groups):
     """(recipient key, user, address) for each group: the team's own address when it has one,
     else its active members with an email."""
@@ -678,6 +723,7 @@ __all__ = [
     "discard_unsent",
     "enqueue_customer_event",
     "enqueue_maintenance_event",
+    "enqueue_webhook_event",
     "expand_event",
     "notify_contact",
     "notify_staff",

@@ -30,6 +30,17 @@ def register_outbox(writer, canceller=None):
     _outbox_canceller = canceller
 
 
+_integrators_writer = None
+
+
+def register_integrators(writer):
+    """Plug in ``writer(*, window, revision)``, which queues the webhook events of ``window``
+    as it now is (scheduled, started, completed or cancelled) for integrators' endpoints, in
+    the caller's transaction. Registered once, by notifications' ``AppConfig.ready()``."""
+    global _integrators_writer
+    _integrators_writer = writer
+
+
 def withdraw_queued_announcements(window_id):
     """The window's announcements still queued are not sent (those already sent stay)."""
     if _outbox_canceller is not None:
@@ -74,6 +85,9 @@ def announce_maintenance_status(window, *, revision=None):
     safe to call twice (the outbox key makes the second call a no-op). Returns the event, or
     None when nothing is announced. ``revision`` (the schedule and services as text) makes an
     edited window news again, once per distinct revision."""
+    if _integrators_writer is not None:
+        # Integrators hear of every move, a cancellation included.
+        _integrators_writer(window=window, revision=revision)
     if window.status not in ANNOUNCED:
         return None
     if _outbox_writer is None:
