@@ -2,6 +2,8 @@
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db.models import Prefetch
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -92,6 +94,77 @@ class IncidentSerializer(serializers.ModelSerializer):
 
     def get_breached(self, incident) -> bool:
         return bool(incident.response_breached_at or incident.resolve_breached_at)
+
+    def to_representation(self, incident):
+        """The same dictionary as the declared fields give (``test_api`` holds the two equal),
+        built in one pass: DRF's field-by-field output cost ~5 µs a value, three quarters of a
+        page of 50 incidents' time (benchmark B2). The fields still describe the schema."""
+        zone = timezone.get_current_timezone()
+        out = {}
+        for name in _PLAIN:
+            out[name] = getattr(incident, name)
+        out["reference"] = incident.reference
+        out["services"] = [
+            {
+                "id": link.service_id,
+                "slug": link.service.slug,
+                "name": link.service.name,
+                "caused_status": link.status,
+            }
+            for link in incident.affected.all()
+        ]
+        out["assignee"] = self._user(incident.assignee)
+        group, org = incident.assignment_group, incident.organization
+        out["assignment_group"] = _ref(group, group.name if group else "")
+        out["organization"] = _ref(org, org.name if org else "")
+        for name in _TIMES:
+            out[name] = _iso(getattr(incident, name), zone)
+        out["breached"] = self.get_breached(incident)
+        return {name: out[name] for name in self.Meta.fields}
+
+
+# What ``IncidentSerializer.to_representation`` copies as it is, and formats as DRF's
+# DateTimeField does (ISO 8601 in the current time zone, "Z" for UTC).
+_PLAIN = (
+    "id", "title", "description", "state", "impact", "urgency", "priority", "is_major",
+    "is_confidential", "public_status", "source", "resolution_code", "version",
+)  # fmt: skip
+_TIMES = (
+    "opened_at", "acknowledged_at", "responded_at", "resolved_at", "first_resolved_at",
+    "closed_at", "response_due_at", "resolve_due_at", "response_breached_at",
+    "resolve_breached_at", "updated_at",
+)  # fmt: skip
+
+
+def _iso(value, zone):
+    if value is None:
+        return None
+    text = value.astimezone(zone).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def incidents_to_show(incidents):
+    """``incidents`` (a queryset) with what ``IncidentSerializer`` reads and nothing more: the
+    people and organisation joined (names only), the affected services in one prefetch, the
+    columns a client is never shown (``sla_explain``'s JSON, notes) left in the database."""
+    return (
+        incidents.select_related("assignee", "assignment_group", "organization")
+        .only(
+            *_PLAIN,
+            *_TIMES,
+            "assignee__username",
+            "assignment_group__name",
+            "organization__name",
+        )
+        .prefetch_related(
+            Prefetch(
+                "affected",
+                queryset=IncidentService.objects.select_related("service")
+                .only("incident", "status", "service__slug", "service__name")
+                .order_by("service__display_order", "service__name", "id"),
+            )
+        )
+    )
 
 
 # --- the bodies of the workflow actions --------------------------------------------------------
