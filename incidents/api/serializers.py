@@ -2,7 +2,6 @@
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db.models import Prefetch
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -28,6 +27,17 @@ class AffectedServiceSerializer(serializers.ModelSerializer):
 
 def _ref(obj, label):
     return None if obj is None else {"id": obj.pk, "label": label}
+
+
+class IncidentListSerializer(serializers.ListSerializer):
+    """A page of incidents: their services read together, then each incident as one dict."""
+
+    def to_representation(self, data):
+        incidents = list(data)
+        services = services_of([incident.pk for incident in incidents])
+        for incident in incidents:
+            incident.shown_services = services[incident.pk]
+        return [self.child.to_representation(incident) for incident in incidents]
 
 
 class IncidentSerializer(serializers.ModelSerializer):
@@ -73,6 +83,7 @@ class IncidentSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+        list_serializer_class = IncidentListSerializer
 
     @staticmethod
     def _user(user):
@@ -104,15 +115,8 @@ class IncidentSerializer(serializers.ModelSerializer):
         for name in _PLAIN:
             out[name] = getattr(incident, name)
         out["reference"] = incident.reference
-        out["services"] = [
-            {
-                "id": link.service_id,
-                "slug": link.service.slug,
-                "name": link.service.name,
-                "caused_status": link.status,
-            }
-            for link in incident.affected.all()
-        ]
+        shown = getattr(incident, "shown_services", None)
+        out["services"] = shown if shown is not None else services_of([incident.pk])[incident.pk]
         out["assignee"] = self._user(incident.assignee)
         group, org = incident.assignment_group, incident.organization
         out["assignment_group"] = _ref(group, group.name if group else "")
@@ -145,26 +149,34 @@ def _iso(value, zone):
 
 def incidents_to_show(incidents):
     """``incidents`` (a queryset) with what ``IncidentSerializer`` reads and nothing more: the
-    people and organisation joined (names only), the affected services in one prefetch, the
-    columns a client is never shown (``sla_explain``'s JSON, notes) left in the database."""
-    return (
-        incidents.select_related("assignee", "assignment_group", "organization")
-        .only(
-            *_PLAIN,
-            *_TIMES,
-            "assignee__username",
-            "assignment_group__name",
-            "organization__name",
-        )
-        .prefetch_related(
-            Prefetch(
-                "affected",
-                queryset=IncidentService.objects.select_related("service")
-                .only("incident", "status", "service__slug", "service__name")
-                .order_by("service__display_order", "service__name", "id"),
-            )
-        )
+    people and organisation joined (names only), the columns a client is never shown
+    (``sla_explain``'s JSON, notes) left in the database. The affected services come with the
+    page, in one query (``IncidentListSerializer``)."""
+    return incidents.select_related("assignee", "assignment_group", "organization").only(
+        *_PLAIN,
+        *_TIMES,
+        "assignee__username",
+        "assignment_group__name",
+        "organization__name",
     )
+
+
+def services_of(incident_ids):
+    """{incident id: its affected services as the API shows them}, in one query of plain
+    values: a prefetch would build two model instances per link for four values."""
+    found = {pk: [] for pk in incident_ids}
+    if not found:
+        return found
+    links = (
+        IncidentService.objects.filter(incident_id__in=found)
+        .order_by("service__display_order", "service__name", "id")
+        .values_list("incident_id", "service_id", "service__slug", "service__name", "status")
+    )
+    for incident_id, service_id, slug, name, status in links:
+        found[incident_id].append(
+            {"id": service_id, "slug": slug, "name": name, "caused_status": status}
+        )
+    return found
 
 
 # --- the bodies of the workflow actions --------------------------------------------------------
