@@ -105,28 +105,33 @@ def _queries(base, path, secret):
     )
 
 
-def _measure(base, pages, headers, *, seconds, rounds):
-    """Baseline and pages in alternating rounds at each connection count; medians of rounds."""
+def _measure(base, pages, headers, *, seconds, rounds, server):
+    """Baseline and pages in alternating rounds at each connection count; medians of rounds,
+    and each one's server CPU per request (``server_cpu_seconds``) over all its runs."""
+    from bench.b5_alert_ingest import server_cpu_seconds
+
+    def timed(path, connections):
+        before = server_cpu_seconds(server)
+        rate, p99, bad = wrk(base + path, connections=connections, seconds=seconds, headers=headers)
+        return rate, p99, bad, (server_cpu_seconds(server) - before) / max(rate * seconds, 1)
+
     found = {}
     for connections in CONNECTIONS:
         wrk(base + BASELINE, connections=connections, seconds=1, headers=headers)  # warm up
         runs = {name: [] for name in ["baseline", *pages]}
         for _ in range(rounds):
-            runs["baseline"].append(
-                wrk(base + BASELINE, connections=connections, seconds=seconds, headers=headers)
-            )
+            runs["baseline"].append(timed(BASELINE, connections))
             for name, path in pages.items():
-                runs[name].append(
-                    wrk(base + path, connections=connections, seconds=seconds, headers=headers)
-                )
+                runs[name].append(timed(path, connections))
         for name, results in runs.items():
             rates = sorted(r[0] for r in results)
             p99s = sorted(r[1] for r in results)
             bad = sum(r[2] for r in results)
-            found[name, connections] = (rates[rounds // 2], p99s[rounds // 2], bad)
+            cpu = sorted(r[3] for r in results)[rounds // 2]
+            found[name, connections] = (rates[rounds // 2], p99s[rounds // 2], bad, cpu)
             say(
                 f"  B2 {name} c={connections}: {rates[rounds // 2]:,.0f}/s, "
-                f"p99 {p99s[rounds // 2]:.1f} ms, {bad} errors"
+                f"p99 {p99s[rounds // 2]:.1f} ms, {bad} errors, {cpu * 1000:.1f} ms CPU/request"
             )
     return found
 
@@ -152,6 +157,7 @@ def run(quick: bool) -> list[Row]:
         # refusing wrk: DRF keeps one timestamp per request of the window, so a one-second
         # window keeps that list as short as production's 600/min does.
         "API_THROTTLE_RATE": "1000000/s",
+        "CONN_MAX_AGE": "600",  # one backend per worker for the whole run (and its CPU)
     }
     rows = []
     flush_redis()
@@ -166,26 +172,27 @@ def run(quick: bool) -> list[Row]:
             "history of a service": f"/api/v1/incidents/?state=closed&service={slug}",
         }
         headers = [f"Authorization: Bearer {secret}"]
-        with gunicorn(run_dir, port=port, workers=2, env=env):
+        with gunicorn(run_dir, port=port, workers=2, env=env) as server:
             base = f"http://127.0.0.1:{port}"
             counts = {}
             for name, path in pages.items():
                 counts[name] = _queries(base, path, secret)
                 q10, q100, shown, ms = counts[name]
                 say(f"  B2 {name}: {q10} / {q100} queries, {shown} rows in {ms:.1f} ms at 100")
-            measured = _measure(base, pages, headers, seconds=seconds, rounds=rounds)
+            measured = _measure(base, pages, headers, seconds=seconds, rounds=rounds, server=server)
         missed = False
         for connections in CONNECTIONS:
-            base_rate, base_p99, base_bad = measured["baseline", connections]
+            base_rate, base_p99, base_bad, base_cpu = measured["baseline", connections]
             rows.append(
                 Row(
                     f"B2 baseline (trivial DRF view), {connections} connections",
-                    f"{base_rate:,.0f} req/s, p99 {base_p99:.1f} ms"
+                    f"{base_rate:,.0f} req/s, p99 {base_p99:.1f} ms, "
+                    f"{base_cpu * 1000:.1f} ms CPU/request"
                     + (f", {base_bad} errors" if base_bad else ""),
                 )
             )
             for name in pages:
-                rate, p99, bad = measured[name, connections]
+                rate, p99, bad, cpu = measured[name, connections]
                 ratio = rate / base_rate
                 latency_counts = connections == CONNECTIONS[0]
                 met = ratio >= RATIO_TARGET and not bad
@@ -195,7 +202,9 @@ def run(quick: bool) -> list[Row]:
                 rows.append(
                     Row(
                         f"B2 {name}, {connections} connections",
-                        f"{rate:,.0f} req/s, p99 {p99:.1f} ms" + (f", {bad} errors" if bad else ""),
+                        f"{rate:,.0f} req/s, p99 {p99:.1f} ms, {cpu * 1000:.1f} ms CPU/request "
+                        f"({base_cpu / cpu:.2f}× the baseline's requests per CPU second)"
+                        + (f", {bad} errors" if bad else ""),
                         baseline=round(base_rate),
                         ratio=ratio,
                         target=(
