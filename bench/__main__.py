@@ -27,6 +27,8 @@ BENCHMARKS = {
     "C6": "bench.c6_admin",
     "E1": "bench.e1_embedded",
     "B1": "bench.b1_status_page",
+    "B2": "bench.b2_api_list",
+    "B5": "bench.b5_alert_ingest",
 }
 
 

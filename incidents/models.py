@@ -284,6 +284,12 @@ class Incident(models.Model):
                 condition=models.Q(state__in=["new", "acknowledged", "on_hold"]),
             ),
             models.Index(fields=["state", "priority"], name="incident_state_idx"),
+            # The API's list (``incidents.api``): its cursor walks (-opened_at, -id), alone or
+            # within one state, and stops after a page instead of sorting every match. Neither
+            # column changes once written, so a transition's UPDATE maintains them only when it
+            # already maintains ``incident_state_idx``.
+            models.Index(fields=["-opened_at", "-id"], name="incident_api_list_idx"),
+            models.Index(fields=["state", "-opened_at", "-id"], name="incident_api_state_idx"),
         ]
         permissions = [
             ("work_incident", _("Can work incidents (transitions)")),

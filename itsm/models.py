@@ -106,7 +106,11 @@ class ApiToken(models.Model):
         parts = (text or "").split("_", 2)
         if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not parts[1] or not parts[2]:
             return None
-        token = cls.objects.usable().select_related("organization").filter(key=parts[1]).first()
+        # On every API request: one lookup on the unique key, no join, no ORDER BY; whether the
+        # token is still usable is checked here on the row (revocation still takes effect on
+        # the very next request: nothing is cached).
+        found = list(cls.objects.filter(key=parts[1]).order_by()[:1])
+        token = found[0] if found else None
         if token is None or not hmac.compare_digest(token.digest, _digest(parts[2])):
             return None
-        return token
+        return token if token.is_usable else None

@@ -9,7 +9,6 @@ Errors, one shape (``{"detail": …}`` or a message per field): a refused input 
 ``If-Match`` is refused when the incident changed since in a way that clashes with it.
 """
 
-from django.db.models import Prefetch
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -21,8 +20,8 @@ from rest_framework.response import Response
 from incidents import workflow
 from incidents.api import serializers as bodies
 from incidents.api.filters import IncidentFilter
-from incidents.api.serializers import IncidentSerializer
-from incidents.models import Incident, IncidentService
+from incidents.api.serializers import IncidentSerializer, incidents_to_show
+from incidents.models import Incident
 from itsm.api_auth import ActorPermission, actor_of
 
 
@@ -83,18 +82,11 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no caller
             return Incident.objects.none()
-        return (
-            Incident.objects.visible_to(actor_of(self.request))
-            .select_related("assignee", "assignment_group", "organization")
-            .prefetch_related(
-                Prefetch(
-                    "affected",
-                    queryset=IncidentService.objects.select_related("service").order_by(
-                        "service__display_order", "service__name", "id"
-                    ),
-                )
-            )
-        )
+        incidents = Incident.objects.visible_to(actor_of(self.request))
+        if self.action in ("list", "retrieve"):
+            return incidents_to_show(incidents)
+        # A change hands the whole row to the workflow; it is shown afterwards as read again.
+        return incidents.select_related("assignee", "assignment_group", "organization")
 
     def retrieve(self, request, *args, **kwargs):
         incident = self.get_object()
@@ -133,7 +125,8 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
             raise exceptions.ValidationError(
                 {exc.field or "non_field_errors": [str(exc)]}
             ) from None
-        incident = self.get_queryset().get(pk=incident.pk)
+        shown = incidents_to_show(Incident.objects.visible_to(actor_of(request)))
+        incident = shown.get(pk=incident.pk)
         return Response(self.get_serializer(incident).data, headers={"ETag": _etag(incident)})
 
     @extend_schema(request=None, parameters=[IF_MATCH], responses=WRITE_RESPONSES)

@@ -248,3 +248,40 @@ def test_assign_by_username_and_group_name(client, world):
     cleared = post(client, world["ours"], "assign", {"assignee": None})
     assert cleared.json()["assignee"] is None
     assert cleared.json()["assignment_group"]["label"] == "Network"
+
+
+def test_the_list_shows_each_incident_as_the_declared_fields_would(client, world):
+    """The serializer builds each incident in one pass (benchmark B2); what it builds is what
+    DRF's fields give, key for key, for an incident with every reference set and one without."""
+    from rest_framework import serializers
+
+    from incidents.api.serializers import IncidentSerializer, incidents_to_show
+    from incidents.models import Incident
+
+    agent = world["agent"]
+    busy = world["ours"]
+    workflow.acknowledge(busy, actor=agent)
+    Incident.objects.filter(pk=busy.pk).update(response_breached_at=busy.opened_at)
+    bare = workflow.create_incident(actor=agent, title="Nothing known yet", services=[])
+    for incident in incidents_to_show(Incident.objects.filter(pk__in=[busy.pk, bare.pk])):
+        fast = IncidentSerializer(incident).data
+        by_fields = serializers.ModelSerializer.to_representation(
+            IncidentSerializer(), Incident.objects.get(pk=incident.pk)
+        )
+        assert list(fast) == list(by_fields)
+        assert fast == by_fields
+    bearer(client)
+    listed = {i["id"]: i for i in client.get("/api/v1/incidents/").json()["results"]}
+    assert listed[busy.pk]["assignee"] == {"id": agent.pk, "label": "agent"}
+    assert listed[busy.pk]["breached"] is True
+    assert listed[bare.pk]["services"] == [] and listed[bare.pk]["organization"] is None
+
+
+def test_the_service_filter_lists_an_incident_once_and_an_unknown_slug_empty(client, world):
+    agent = world["agent"]
+    web, mail = world["ours"].services.get(), world["theirs"].services.get()
+    both = workflow.create_incident(actor=agent, title="Both down", services=[web, mail])
+    bearer(client)
+    found = client.get("/api/v1/incidents/?service=website&state=new&state=acknowledged")
+    assert [i["id"] for i in found.json()["results"]] == [both.pk, world["ours"].pk]
+    assert titles(client.get("/api/v1/incidents/?service=no-such-service")) == []

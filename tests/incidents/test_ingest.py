@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from hypothesis import given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
@@ -627,3 +629,39 @@ def test_a_refusal_is_logged_without_the_token(client, caplog):
     kept = RejectedPayload.objects.get()
     for text in (caplog.text, kept.error, kept.body):
         assert secret not in text
+
+
+def test_a_payloads_repeats_cost_the_same_queries_however_many_there_are(prom):
+    """The repeats of a payload are touched together (one transaction, two statements), so a
+    storm of resends costs per payload, not per alert; and a new alert among them still joins
+    the group's incident."""
+    base = payload("alertmanager_firing")
+    template = base["alerts"][0]
+
+    def body(count, extra=()):
+        alerts = []
+        for n in [*range(count), *extra]:
+            alert = copy.deepcopy(template)
+            alert["fingerprint"] = f"fp{n:04d}"
+            alert["labels"]["instance"] = f"web-{n}:9100"
+            alerts.append(alert)
+        return {**base, "alerts": alerts}
+
+    ok(post(prom, AM, body(20)))
+    (incident,) = Incident.objects.all()
+    seen = dict(Alert.objects.values_list("fingerprint", "last_seen"))
+    counts = []
+    for size in (2, 20):
+        with CaptureQueriesContext(connection) as queries:
+            answer = ok(post(prom, AM, body(size)))
+        assert (answer["repeats"], answer["new"]) == (size, 0)
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+    assert all(
+        last > seen[fp] for fp, last in Alert.objects.values_list("fingerprint", "last_seen")
+    )
+
+    answer = ok(post(prom, AM, body(20, extra=[20])))
+    assert (answer["repeats"], answer["new"]) == (20, 1)
+    assert Alert.objects.get(fingerprint="fp0020").incident == incident
+    assert Incident.objects.count() == 1
