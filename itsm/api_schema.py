@@ -16,8 +16,8 @@ ERROR = {
     "type": "object",
     "description": (
         "Every refusal has this shape: `detail` says what is wrong with the request as a whole; "
-        "a refused input has instead a list of messages per field (`{\"title\": [\"This field "
-        "is required.\"]}`), nested as the body is, with `non_field_errors` for the body as a "
+        'a refused input has instead a list of messages per field (`{"title": ["This field '
+        'is required."]}`), nested as the body is, with `non_field_errors` for the body as a '
         "whole. Some refusals add fields of their own (a stale version adds "
         "`current_version`)."
     ),

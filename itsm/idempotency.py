@@ -118,16 +118,18 @@ def _body(request):
     return request.read(declared) if declared else b""
 
 
+def lock_sql_args(credential, key):
+    """The two integers of (credential, key)'s advisory lock."""
+    digest = hashlib.sha256(f"{credential}\n{key}".encode()).digest()
+    return [LOCK_CLASS, int.from_bytes(digest[:4], "big", signed=True)]
+
+
 def _lock(credential, key):
     """Hold (credential, key) until the transaction ends; False if another one holds it."""
     if connection.vendor != "postgresql":
         return True  # SQLite: the transaction holds the database's write lock already
-    digest = hashlib.sha256(f"{credential}\n{key}".encode()).digest()
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_try_advisory_xact_lock(%s, %s)",
-            [LOCK_CLASS, int.from_bytes(digest[:4], "big", signed=True)],
-        )
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", lock_sql_args(credential, key))
         return cursor.fetchone()[0]
 
 
