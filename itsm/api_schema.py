@@ -38,6 +38,7 @@ COMMON = {
 }
 WRITE = {"400": "A refused input: a message per field; nothing was changed."}
 LIST = {"400": "A refused filter or page parameter: a message per parameter."}
+PAGED = {"404": "No such page."}
 WITH_ID = {"404": "No object the caller may see has this id."}
 IDEMPOTENT = {
     "409": "A request with this Idempotency-Key is still being answered: retry after "
@@ -67,6 +68,10 @@ def document_api(result, generator, request, public):
                 refusals.update(WRITE)
             elif method == "get" and "{" not in path:
                 refusals.update(LIST)
+                if any(
+                    p.get("name") in ("page", "cursor") for p in operation.get("parameters", [])
+                ):
+                    refusals.update(PAGED)
             if "{" in path:
                 refusals.update(WITH_ID)
             if method == "post":
