@@ -111,9 +111,9 @@ def test_no_server_error_and_no_answer_outside_the_schema(case, seeded):
 
 def test_stateful_sequences_follow_the_links(api_schema, seeded):
     """Sequences along the links schemathesis infers from the schema (an incident's id from one
-    answer into the detail and each workflow action), each answer checked as above. In the bounded run
-    most sequences still meet ids schemathesis made up (404s): the links are not yet written
-    into the schema, only inferred."""
+    answer into the detail and each workflow action), each answer checked as above. In the
+    bounded run most sequences still meet ids schemathesis made up (404s): the links are not
+    yet written into the schema, only inferred."""
     auth = {"Authorization": f"Bearer {seeded['secret']}"}
     answered = []
 
