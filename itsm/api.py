@@ -1,8 +1,8 @@
-"""The API's root resources that belong to no app: who am I."""
+"""The API's root resources that belong to no app: who am I; and the answer for any other path."""
 
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers
-from rest_framework.decorators import api_view
+from rest_framework import exceptions, serializers
+from rest_framework.decorators import api_view, permission_classes, schema
 from rest_framework.response import Response
 
 from itsm.api_auth import TokenUser
@@ -45,3 +45,13 @@ def me(request):
             "expires_at": None,
         }
     )
+
+
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@permission_classes([])
+@schema(None)
+def not_found(request, path=""):
+    """Any path under ``/api/`` no route matches (``/api/v1/incidents/0.5/``): the API's JSON
+    404, not the status page's HTML (whose catch-all would otherwise take it, and refuse a POST
+    with Django's CSRF page)."""
+    raise exceptions.NotFound()

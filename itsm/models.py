@@ -7,6 +7,7 @@ import secrets
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -114,3 +115,29 @@ class ApiToken(models.Model):
         if token is None or not hmac.compare_digest(token.digest, _digest(parts[2])):
             return None
         return token if token.is_usable else None
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a POST made with an ``Idempotency-Key``, kept so a retry gets it back
+    instead of running the action again (``itsm/idempotency.py``). Keyed by the credential (a
+    token or a user) and the key: another caller's key never matches."""
+
+    credential = models.CharField(max_length=40)
+    key = models.CharField(max_length=255)
+    # SHA-256 of the method, path and body: the same key with another request is refused.
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    headers = models.JSONField(default=dict)
+    body = models.BinaryField()
+    created_at = models.DateTimeField(db_default=Now())
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["credential", "key"], name="idempotency_key_per_caller")
+        ]
+        verbose_name = _("idempotency record")
+        verbose_name_plural = _("idempotency records")
+
+    def __str__(self):
+        return f"{self.credential} {self.key}"

@@ -72,6 +72,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Safe retries of API POSTs (Idempotency-Key): after the session and user it identifies.
+    "itsm.idempotency.IdempotencyMiddleware",
     # Last, as django-axes requires: it turns a lockout into its 429 response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -237,6 +239,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=30),
         "options": {"expires": 60, "queue": "sweeps"},
     },
+    "idempotency-purge": {
+        "task": "itsm.purge_idempotency_records",
+        "schedule": timedelta(hours=1),
+        "options": {"expires": 3600},
+    },
     "uptime-roll-up": {
         "task": "statuspage.roll_up_uptime",
         "schedule": timedelta(minutes=10),
@@ -377,6 +384,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"token": env.str("API_THROTTLE_RATE", default="600/min")},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# How long an Idempotency-Key's first answer is kept for a retry (itsm/idempotency.py).
+IDEMPOTENCY_KEY_TTL_HOURS = env.float("IDEMPOTENCY_KEY_TTL_HOURS", default=24.0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "itsm API",
     "VERSION": "1",
@@ -415,6 +424,12 @@ SPECTACULAR_SETTINGS = {
             ),
         )
         for name in names
+    ],
+    # The error shape, the refusals every operation can answer and Idempotency-Key on every
+    # POST, added to each app's operations in one place (itsm/api_schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "itsm.api_schema.document_api",
     ],
 }
 

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
@@ -29,6 +29,8 @@ urlpatterns = [
     path("api/v1/", include("notifications.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", api_docs, name="api-docs"),
+    # After every API route (each app's included above): the rest of /api/ is a JSON 404.
+    re_path(r"^api/(?P<path>.*)$", api.not_found, name="api-not-found"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("statuspage.urls")),
 ]

@@ -4,6 +4,7 @@ import django_filters
 from django.db.models import Exists, OuterRef, Q
 
 from incidents.models import Incident, IncidentService, IncidentState
+from itsm.api_filters import UtcIsoDateTimeFilter
 from services.models import Service
 
 
@@ -20,11 +21,11 @@ class IncidentFilter(django_filters.FilterSet):
     )
     breached = django_filters.BooleanFilter(method="filter_breached")
     confidential = django_filters.BooleanFilter(field_name="is_confidential")
-    opened_after = django_filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="gte")
-    opened_before = django_filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="lt")
-    resolved_after = django_filters.IsoDateTimeFilter(field_name="resolved_at", lookup_expr="gte")
-    resolved_before = django_filters.IsoDateTimeFilter(field_name="resolved_at", lookup_expr="lt")
-    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    opened_after = UtcIsoDateTimeFilter(field_name="opened_at", lookup_expr="gte")
+    opened_before = UtcIsoDateTimeFilter(field_name="opened_at", lookup_expr="lt")
+    resolved_after = UtcIsoDateTimeFilter(field_name="resolved_at", lookup_expr="gte")
+    resolved_before = UtcIsoDateTimeFilter(field_name="resolved_at", lookup_expr="lt")
+    updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = Incident
