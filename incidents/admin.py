@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from incidents import admin_views, selectors, workflow
+from incidents.admin_cost import CostColumnsMixin
 from incidents.deadlines import explain_lines
 from incidents.forms import IncidentForm, staff_users
 from incidents.models import (
@@ -378,7 +379,7 @@ def _without(fieldsets, field):
 
 
 @admin.register(Incident)
-class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
+class IncidentAdmin(CostColumnsMixin, SafeLookupMixin, admin.ModelAdmin):
     form = IncidentForm
     list_display = [
         "reference_column",
@@ -388,6 +389,7 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
         "sla_column",
         "state",
         "services_column",
+        "cost_column",
         "assignee",
         "opened_at",
     ]
@@ -450,6 +452,7 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
         (_("Major incident"), {"fields": ["is_major", "commander", "communications_lead"]}),
         (_("Problem"), {"fields": ["problem"]}),
         (_("Confidential"), {"fields": ["is_confidential"]}),
+        (_("Cost of downtime"), {"fields": ["cost_summary"]}),
         (
             _("SLA"),
             {
@@ -504,6 +507,7 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
         "public_status",
         "published_at",
         "version",
+        "cost_summary",
     ]
 
     # --- reads ---------------------------------------------------------------------------------

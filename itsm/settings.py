@@ -267,6 +267,12 @@ STATUS_PAGE_REST_INTERVAL = env.float("STATUS_PAGE_REST_INTERVAL", default=5.0)
 STATUS_PAGE_MAX_AGE = env.int("STATUS_PAGE_MAX_AGE", default=10)
 STATUS_PAGE_READ_CACHE_SECONDS = env.float("STATUS_PAGE_READ_CACHE_SECONDS", default=0.25)
 
+# --- Cost of downtime and metrics -------------------------------------------------------------
+# The currency of the services' and contracts' costs per hour (an ISO 4217 code, shown as is).
+DOWNTIME_COST_CURRENCY = env.str("DOWNTIME_COST_CURRENCY", default="EUR")
+# Months of the metrics dashboard are calendar months in this time zone.
+METRICS_TIME_ZONE = env.str("METRICS_TIME_ZONE", default="UTC")
+
 # --- SLA -------------------------------------------------------------------------------------
 # Fractions of a target at which the assignee (or group) is warned before the breach.
 SLA_WARNING_FRACTIONS = [float(x) for x in env.list("SLA_WARNING_FRACTIONS", default=[0.75, 0.9])]
