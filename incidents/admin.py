@@ -23,7 +23,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from incidents import admin_views, selectors, workflow
+from incidents import admin_metrics, admin_views, selectors, workflow  # noqa: F401 (registers)
 from incidents.admin_cost import CostColumnsMixin
 from incidents.deadlines import explain_lines
 from incidents.forms import IncidentForm, staff_users

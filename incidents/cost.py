@@ -307,9 +307,7 @@ def running_costs(incidents, *, now=None):
         rates = base
         own = contracts.get(incident.organization_id)
         if own:
-            rates = {
-                pk: r.overridden(*own[pk]) if pk in own else r for pk, r in base.items()
-            }
+            rates = {pk: r.overridden(*own[pk]) if pk in own else r for pk, r in base.items()}
         result[incident.pk] = incident_cost(
             impacts.get(incident.pk, []),
             rates=rates,

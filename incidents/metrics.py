@@ -33,6 +33,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import connection
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from incidents.models import Incident, IncidentService
 from services.models import CauseKind, Contract, Service, ServiceImpact, ServiceStatus
@@ -85,6 +86,7 @@ class Report:
     by_priority: list = field(default_factory=list)
     by_group: list = field(default_factory=list)
     by_service: list = field(default_factory=list)
+    currency: str = field(default_factory=lambda: settings.DOWNTIME_COST_CURRENCY)
 
 
 # The aggregates, over rows "t" of incidents; {n} numbers nothing, it keeps the text readable.
@@ -206,20 +208,22 @@ def _fill_services(found, cursor, queryset, start, end):
     cursor.execute(
         f"""
         SELECT l.service_id, max(s.name), {_AGGREGATES}
-        FROM ({inner}) t JOIN {link} l ON l.incident_id = t.id JOIN {service} s ON s.id = l.service_id
+        FROM ({inner}) t
+        JOIN {link} l ON l.incident_id = t.id
+        JOIN {service} s ON s.id = l.service_id
         GROUP BY l.service_id
         """,  # noqa: S608
         params,
     )
-    found.by_service = [
-        _figures(agg, key=pk, label=name) for pk, name, *agg in cursor.fetchall()
-    ]
+    found.by_service = [_figures(agg, key=pk, label=name) for pk, name, *agg in cursor.fetchall()]
 
 
 def _fill_downtime(found, by_month, cursor, queryset, start, end, now, zone):
     """Downtime seconds and cost per service and per month, from the impact intervals of the
     incidents of ``queryset`` (opened any time) that overlap [start, end)."""
-    ids_sql, ids_params = queryset.order_by().values("id", "organization_id").query.sql_with_params()
+    ids_sql, ids_params = (
+        queryset.order_by().values("id", "organization_id").query.sql_with_params()
+    )
     impact, service, contract = (
         ServiceImpact._meta.db_table,
         Service._meta.db_table,
@@ -287,9 +291,72 @@ def _fill_downtime(found, by_month, cursor, queryset, start, end, now, zone):
             line.downtime_seconds, line.cost = int(seconds), cost
 
 
-def month_range(first, last):
-    """[start, end) from the first day of month ``first`` (a date) to the end of ``last``."""
+MAX_RANGE_DAYS = 3 * 366
+
+
+def day_range(first, last):
+    """[start, end) from the start of day ``first`` to the end of day ``last`` (dates, in
+    ``METRICS_TIME_ZONE``)."""
     zone = _zone()
-    start = dt.datetime(first.year, first.month, 1, tzinfo=zone)
-    after = (dt.date(last.year, last.month, 1) + dt.timedelta(days=32)).replace(day=1)
-    return start, dt.datetime(after.year, after.month, 1, tzinfo=zone)
+    start = dt.datetime(first.year, first.month, first.day, tzinfo=zone)
+    after = last + dt.timedelta(days=1)
+    return start, dt.datetime(after.year, after.month, after.day, tzinfo=zone)
+
+
+def default_days(today=None):
+    """The dashboard's default range: the twelve months up to today."""
+    today = today or timezone.now().astimezone(_zone()).date()
+    first = (today.replace(day=1) - dt.timedelta(days=335)).replace(day=1)
+    return first, today
+
+
+def range_problems(first, last):
+    """{field: message} for a range the metrics refuse (empty when it is fine)."""
+    if first is not None and last is not None:
+        if last < first:
+            return {"end": _("The end cannot be before the start.")}
+        if (last - first).days > MAX_RANGE_DAYS:
+            return {"end": _("Choose at most %(days)d days.") % {"days": MAX_RANGE_DAYS}}
+    return {}
+
+
+ROWS_HEADER = [
+    "grouping", "key", "incidents", "major_incidents", "mtta_seconds", "respond_seconds",
+    "mttr_seconds", "sla_decided", "sla_met", "sla_compliance", "response_breaches",
+    "resolution_breaches", "downtime_minutes", "cost",
+]  # fmt: skip
+
+
+def rows(found):
+    """The report as flat rows (CSV): one per group, ``ROWS_HEADER`` order."""
+
+    def row(grouping, figures):
+        def number(value):
+            return "" if value is None else round(value, 1)
+
+        return [
+            grouping,
+            figures.label,
+            figures.incidents,
+            figures.major_incidents,
+            number(figures.mtta_seconds),
+            number(figures.respond_seconds),
+            number(figures.mttr_seconds),
+            figures.decided,
+            figures.met,
+            "" if figures.compliance is None else round(figures.compliance, 4),
+            figures.response_breaches,
+            figures.resolution_breaches,
+            figures.downtime_minutes,
+            f"{figures.cost:.2f}",
+        ]
+
+    yield row("total", found.total)
+    for grouping, lines in (
+        ("month", found.by_month),
+        ("priority", found.by_priority),
+        ("group", found.by_group),
+        ("service", found.by_service),
+    ):
+        for figures in lines:
+            yield row(grouping, figures)

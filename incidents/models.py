@@ -326,6 +326,15 @@ def parse_reference(text):
     return parse_id(text)
 
 
+class IncidentMetrics(Incident):
+    """The metrics dashboard's place in the admin index (a proxy: no table of its own)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("metrics")
+        verbose_name_plural = _("metrics")
+
+
 class IncidentService(models.Model):
     """A service the incident affects, and the status it causes there."""
 
