@@ -3,8 +3,6 @@
 as a superuser does), with one affected service and one impact interval per incident. Target:
 ≤ 500 ms (median of 5), with its query count (three, whatever the size)."""
 
-import datetime as dt
-
 from bench.common import Row, analyze, median_time, say, table_of
 from bench.data import HISTORY_MIX, copy_incidents, make_catalog
 
