@@ -25,6 +25,7 @@ from django.utils.translation import ngettext
 
 from incidents import admin_metrics, admin_views, selectors, workflow  # noqa: F401 (registers)
 from incidents.admin_cost import CostColumnsMixin
+from incidents.admin_reviews import ReviewActionsMixin
 from incidents.deadlines import explain_lines
 from incidents.forms import IncidentForm, staff_users
 from incidents.models import (
@@ -379,7 +380,7 @@ def _without(fieldsets, field):
 
 
 @admin.register(Incident)
-class IncidentAdmin(CostColumnsMixin, SafeLookupMixin, admin.ModelAdmin):
+class IncidentAdmin(ReviewActionsMixin, CostColumnsMixin, SafeLookupMixin, admin.ModelAdmin):
     form = IncidentForm
     list_display = [
         "reference_column",
@@ -426,7 +427,13 @@ class IncidentAdmin(CostColumnsMixin, SafeLookupMixin, admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER  # a count per filter choice over a million rows
     autocomplete_fields = ["organization", "contact", "problem"]
     inlines = [AffectedServiceInline, UpdateInline, TimelineInline]
-    actions = ["assign_to_me", "acknowledge_selected", "resolve_selected", "link_to_problem"]
+    actions = [
+        "assign_to_me",
+        "acknowledge_selected",
+        "resolve_selected",
+        "link_to_problem",
+        "start_reviews",
+    ]
     change_form_template = "admin/incidents/incident/change_form.html"
 
     add_fieldsets = [

@@ -756,3 +756,7 @@ class RejectedPayload(models.Model):
 
     def __str__(self):
         return f"{self.get_source_display()} {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+# Post-incident reviews live in their own module; imported here so that Django finds them.
+from incidents.reviews import ActionItem, ActionItemReminder, PostIncidentReview  # noqa: E402, F401

@@ -241,6 +241,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=10),
         "options": {"expires": 600},
     },
+    # Overdue action items of post-incident reviews: hourly, so a missed tick costs an hour;
+    # each item reminds once per day whatever the number of runs (a unique row per day).
+    "action-item-reminders": {
+        "task": "incidents.remind_overdue_action_items",
+        "schedule": timedelta(hours=1),
+        "options": {"expires": 3600, "queue": "sweeps"},
+    },
 }
 
 # --- Alerts in ---------------------------------------------------------------------------------
