@@ -1,8 +1,9 @@
-"""Post-incident reviews in the admin: read-only pages (the review as rendered Markdown, its
-action items), a Markdown download, and the incident action that starts reviews. Writes go
-through ``incidents.review_workflow``."""
+"""Post-incident reviews in the admin: the review as rendered Markdown (read-only for those who
+may not change incidents), staff's sections and the action items, a Markdown download, and the
+incident action that starts reviews. Every write goes through ``incidents.review_workflow``."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import construct_change_message
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -18,14 +19,24 @@ from incidents.workflow import NotPermitted, WorkflowError
 
 
 class ActionItemInline(admin.TabularInline):
+    """Items are added and their state changed here; the save goes through the workflow."""
+
     model = ActionItem
-    extra = 0
+    extra = 1
     fields = ["title", "owner", "due_on", "state", "problem"]
-    readonly_fields = fields
+    raw_id_fields = ["owner", "problem"]
     can_delete = False
 
+    def get_readonly_fields(self, request, obj=None):
+        if not self.has_change_permission(request, obj):
+            return self.fields
+        return []
+
     def has_add_permission(self, request, obj=None):
-        return False
+        return self.has_change_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("incidents.change_incident")
 
 
 @admin.register(PostIncidentReview)
@@ -34,8 +45,15 @@ class PostIncidentReviewAdmin(admin.ModelAdmin):
     list_select_related = ["incident", "created_by"]
     search_fields = ["incident__title"]
     inlines = [ActionItemInline]
-    fields = ["incident", "created_by", "created_at", "rendered", "markdown_link"]
-    readonly_fields = fields
+    fields = [
+        "incident",
+        "created_by",
+        "created_at",
+        "markdown_link",
+        *review_workflow.REVIEW_FIELDS,
+        "rendered",
+    ]
+    readonly_fields = ["incident", "created_by", "created_at", "markdown_link", "rendered"]
 
     def get_queryset(self, request):
         return (
@@ -48,10 +66,50 @@ class PostIncidentReviewAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
-        return False
+        # Those who may change incidents write reviews (the workflow checks it again).
+        return request.user.has_perm("incidents.change_incident")
+
+    def get_readonly_fields(self, request, obj=None):
+        if not self.has_change_permission(request, obj):
+            return self.fields
+        return self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        changes = {f: form.cleaned_data[f] for f in form.changed_data if f in self._sections}
+        if changes:
+            review_workflow.edit_review(obj, actor=request.user, changes=changes)
+
+    _sections = frozenset(review_workflow.REVIEW_FIELDS)
+
+    def save_formset(self, request, form, formset, change):
+        for item_form in formset.forms:
+            if not item_form.has_changed() or not item_form.cleaned_data:
+                continue
+            data = item_form.cleaned_data
+            if item_form.instance.pk is None:
+                item = review_workflow.add_action_item(
+                    form.instance,
+                    actor=request.user,
+                    title=data.get("title"),
+                    owner=data.get("owner"),
+                    due_on=data.get("due_on"),
+                    problem=data.get("problem"),
+                )
+                if data.get("state") and data["state"] != item.state:
+                    review_workflow.set_action_item_state(
+                        item, actor=request.user, state=data["state"]
+                    )
+            elif "state" in item_form.changed_data:
+                review_workflow.set_action_item_state(
+                    item_form.instance, actor=request.user, state=data["state"]
+                )
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        # The items were saved by the workflow, not by the formsets' save().
+        return construct_change_message(form, [], add)
 
     @admin.display(description=gettext_lazy("review"))
     def rendered(self, obj):

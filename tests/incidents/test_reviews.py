@@ -14,6 +14,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
@@ -176,4 +177,51 @@ def test_markdown_export_and_read_only_admin(scripted, agent, admin_client):
     page = admin_client.get(reverse("admin:incidents_postincidentreview_change", args=[review.pk]))
     assert page.status_code == 200
     assert b"Card payments fail" in page.content
-    assert b'name="_save"' not in page.content  # read-only
+
+
+def test_staff_write_the_review_in_the_admin_through_the_workflow(scripted, agent, admin_client):
+    review = review_workflow.start_review(scripted, actor=agent)
+    url = reverse("admin:incidents_postincidentreview_change", args=[review.pk])
+    response = admin_client.post(
+        url,
+        {
+            "summary": "  An expired certificate.  ",
+            "impact": "",
+            "contributing_factors": "",
+            "went_well": "",
+            "went_badly": "No expiry alert",
+            "action_items-TOTAL_FORMS": "1",
+            "action_items-INITIAL_FORMS": "0",
+            "action_items-MIN_NUM_FORMS": "0",
+            "action_items-MAX_NUM_FORMS": "1000",
+            "action_items-0-title": "Alert on certificate expiry",
+            "action_items-0-owner": str(agent.pk),
+            "action_items-0-due_on": "2026-03-09",
+            "action_items-0-state": "open",
+            "action_items-0-problem": "",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    review.refresh_from_db()
+    assert (review.summary, review.went_badly) == ("An expired certificate.", "No expiry alert")
+    (item,) = review.action_items.all()
+    assert (item.title, item.owner, item.due_on) == (
+        "Alert on certificate expiry",
+        agent,
+        dt.date(2026, 3, 9),
+    )
+
+
+def test_a_viewer_sees_the_review_read_only(scripted, agent, client):
+    review = review_workflow.start_review(scripted, actor=agent)
+    viewer = UserFactory(username="viewer")
+    viewer.user_permissions.add(
+        *Permission.objects.filter(
+            codename__in=["view_incident", "view_postincidentreview", "view_actionitem"]
+        )
+    )
+    client.force_login(viewer)
+    page = client.get(reverse("admin:incidents_postincidentreview_change", args=[review.pk]))
+    assert page.status_code == 200
+    assert b"Card payments fail" in page.content
+    assert b'name="_save"' not in page.content
