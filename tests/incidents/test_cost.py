@@ -181,3 +181,15 @@ def test_two_hurt_dependencies_count_each_instant_once():
 
 def test_dependents_closure_is_transitive_and_survives_a_cycle():
     assert dependents_closure([(2, 1), (3, 2), (1, 3)]) == {1: {2, 3}, 2: {3, 1}, 3: {1, 2}}
+
+
+def test_the_queue_and_the_change_page_show_the_cost(admin_client, scripted, agent, payments):
+    running = open_incident(agent, payments, minute=-60 * 24 * 365)  # open for a year and more
+    queue = admin_client.get("/admin/incidents/incident/").content.decode()
+    assert "EUR 1,080.00" in queue
+    assert "still rising by EUR 720.00 an hour" in queue  # the open one: 600 + 120 an hour
+    page = admin_client.get(f"/admin/incidents/incident/{scripted.pk}/change/").content.decode()
+    assert "EUR 1,080.00" in page
+    assert "Checkout (through a dependency): Degraded performance 1 h 30 min — EUR 180.00" in page
+    page = admin_client.get(f"/admin/incidents/incident/{running.pk}/change/").content.decode()
+    assert "so far, rising by EUR 720.00 an hour" in page
