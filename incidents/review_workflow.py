@@ -16,10 +16,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from incidents import visibility
 from incidents.cost import format_cost, running_costs
 from incidents.models import (
     EventKind,
@@ -290,7 +292,7 @@ def start_review(incident, *, actor, now=None):
         return PostIncidentReview.objects.create(
             incident=incident,
             draft=draft_markdown(review_facts(incident, now=now)),
-            created_by=getattr(actor, "pk", None) and actor,
+            created_by=actor if isinstance(actor, get_user_model()) else None,
             created_at=now,
         )
 
@@ -378,4 +380,6 @@ def _queue_reminder(item, today):
         },
         subject_kind=SUBJECT_KIND,
         subject_id=incident.pk,
+        # An owner who may no longer see the incident (a confidential one) is not told of it.
+        readers=visibility.readers_of(incident),
     )
