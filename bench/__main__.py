@@ -29,6 +29,7 @@ BENCHMARKS = {
     "B1": "bench.b1_status_page",
     "B2": "bench.b2_api_list",
     "B5": "bench.b5_alert_ingest",
+    "M1": "bench.m1_metrics",
 }
 
 

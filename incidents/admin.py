@@ -22,7 +22,9 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from incidents import admin_views, selectors, workflow
+from incidents import admin_metrics, admin_views, selectors, workflow  # noqa: F401 (registers)
+from incidents.admin_cost import CostColumnsMixin
+from incidents.admin_reviews import ReviewActionsMixin
 from incidents.deadlines import explain_lines
 from incidents.forms import IncidentForm, staff_users
 from incidents.models import (
@@ -318,7 +320,7 @@ def _without(fieldsets, field):
 
 
 @admin.register(Incident)
-class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
+class IncidentAdmin(ReviewActionsMixin, CostColumnsMixin, SafeLookupMixin, admin.ModelAdmin):
     form = IncidentForm
     list_display = [
         "reference_column",
@@ -328,6 +330,7 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
         "sla_column",
         "state",
         "services_column",
+        "cost_column",
         "assignee",
         "opened_at",
     ]
@@ -365,7 +368,13 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
     autocomplete_fields = ["organization", "contact", "problem"]
     # The updates read inline on the timeline; a table of their own said everything twice.
     inlines = [AffectedServiceInline, TimelineInline]
-    actions = ["assign_to_me", "acknowledge_selected", "resolve_selected", "link_to_problem"]
+    actions = [
+        "assign_to_me",
+        "acknowledge_selected",
+        "resolve_selected",
+        "link_to_problem",
+        "start_reviews",
+    ]
     change_form_template = "admin/incidents/incident/change_form.html"
 
     add_fieldsets = [
@@ -391,6 +400,7 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
         (_("Major incident"), {"fields": ["is_major", "commander", "communications_lead"]}),
         (_("Problem"), {"fields": ["problem"]}),
         (_("Confidential"), {"fields": ["is_confidential"]}),
+        (_("Cost of downtime"), {"fields": ["cost_summary"]}),
         (
             _("SLA"),
             {
@@ -445,6 +455,7 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
         "public_status",
         "published_at",
         "version",
+        "cost_summary",
     ]
 
     # --- reads ---------------------------------------------------------------------------------

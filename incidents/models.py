@@ -332,6 +332,15 @@ def parse_reference(text):
     return parse_id(text)
 
 
+class IncidentMetrics(Incident):
+    """The metrics dashboard's place in the admin index (a proxy: no table of its own)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("metrics")
+        verbose_name_plural = _("metrics")
+
+
 class IncidentService(models.Model):
     """A service the incident affects, and the status it causes there."""
 
@@ -753,3 +762,7 @@ class RejectedPayload(models.Model):
 
     def __str__(self):
         return f"{self.get_source_display()} {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+# Post-incident reviews live in their own module; imported here so that Django finds them.
+from incidents.reviews import ActionItem, ActionItemReminder, PostIncidentReview  # noqa: E402, F401

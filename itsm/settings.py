@@ -249,6 +249,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=10),
         "options": {"expires": 600},
     },
+    # Overdue action items of post-incident reviews: hourly, so a missed tick costs an hour;
+    # each item reminds once per day whatever the number of runs (a unique row per day).
+    "action-item-reminders": {
+        "task": "incidents.remind_overdue_action_items",
+        "schedule": timedelta(hours=1),
+        "options": {"expires": 3600, "queue": "sweeps"},
+    },
 }
 
 # --- Alerts in ---------------------------------------------------------------------------------
@@ -274,6 +281,12 @@ SUBSCRIBE_RATE_PER_IP = env.int("SUBSCRIBE_RATE_PER_IP", default=20)
 STATUS_PAGE_REST_INTERVAL = env.float("STATUS_PAGE_REST_INTERVAL", default=5.0)
 STATUS_PAGE_MAX_AGE = env.int("STATUS_PAGE_MAX_AGE", default=10)
 STATUS_PAGE_READ_CACHE_SECONDS = env.float("STATUS_PAGE_READ_CACHE_SECONDS", default=0.25)
+
+# --- Cost of downtime and metrics -------------------------------------------------------------
+# The currency of the services' and contracts' costs per hour (an ISO 4217 code, shown as is).
+DOWNTIME_COST_CURRENCY = env.str("DOWNTIME_COST_CURRENCY", default="EUR")
+# Months of the metrics dashboard are calendar months in this time zone.
+METRICS_TIME_ZONE = env.str("METRICS_TIME_ZONE", default="UTC")
 
 # --- SLA -------------------------------------------------------------------------------------
 # Fractions of a target at which the assignee (or group) is warned before the breach.

@@ -136,6 +136,14 @@ class ServiceAdmin(SafeLookupMixin, admin.ModelAdmin):
         (None, {"fields": ["name", "slug", "description", "group", "display_order"]}),
         (_("Ownership"), {"fields": ["owner_team", "criticality", "default_sla_policy"]}),
         (_("Status"), {"fields": ["is_public", "status", "status_pinned"]}),
+        (
+            _("Cost of downtime (per hour)"),
+            {
+                "fields": [
+                    ("cost_major_per_hour", "cost_partial_per_hour", "cost_degraded_per_hour")
+                ]
+            },
+        ),
     ]
 
     def save_model(self, request, obj, form, change):

@@ -171,6 +171,32 @@ class Service(models.Model):
         blank=True,
         verbose_name=_("depends on"),
     )
+    # What an hour in each status costs (the currency is settings.DOWNTIME_COST_CURRENCY); a
+    # contract may set its own (``Contract``). db_default: rows copied in by SQL need no value.
+    cost_major_per_hour = models.DecimalField(
+        _("cost per hour of major outage"),
+        max_digits=12,
+        decimal_places=2,
+        default=0,
+        db_default=0,
+        validators=[MinValueValidator(0)],
+    )
+    cost_partial_per_hour = models.DecimalField(
+        _("cost per hour of partial outage"),
+        max_digits=12,
+        decimal_places=2,
+        default=0,
+        db_default=0,
+        validators=[MinValueValidator(0)],
+    )
+    cost_degraded_per_hour = models.DecimalField(
+        _("cost per hour of degraded performance"),
+        max_digits=12,
+        decimal_places=2,
+        default=0,
+        db_default=0,
+        validators=[MinValueValidator(0)],
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -996,6 +1022,34 @@ class Contract(models.Model):
     )
     sla_policy = models.ForeignKey(
         SlaPolicy, on_delete=models.PROTECT, related_name="contracts", verbose_name=_("SLA policy")
+    )
+    # The organisation's own cost of an hour in each status; empty: the service's.
+    cost_major_per_hour = models.DecimalField(
+        _("cost per hour of major outage"),
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text=_("Empty: the service's own cost."),
+    )
+    cost_partial_per_hour = models.DecimalField(
+        _("cost per hour of partial outage"),
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text=_("Empty: the service's own cost."),
+    )
+    cost_degraded_per_hour = models.DecimalField(
+        _("cost per hour of degraded performance"),
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text=_("Empty: the service's own cost."),
     )
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
