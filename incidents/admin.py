@@ -44,6 +44,7 @@ from incidents.models import (
 )
 from itsm.actors import ActorKind
 from itsm.admin_changelist import SafeLookupMixin
+from problems import workflow as problem_workflow
 from services.models import Service, ServiceStatus
 
 # --- counting without COUNT(*) -----------------------------------------------------------------
@@ -424,7 +425,13 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER  # a count per filter choice over a million rows
     autocomplete_fields = ["organization", "contact", "problem"]
     inlines = [AffectedServiceInline, UpdateInline, TimelineInline]
-    actions = ["assign_to_me", "acknowledge_selected", "resolve_selected", "link_to_problem"]
+    actions = [
+        "assign_to_me",
+        "acknowledge_selected",
+        "resolve_selected",
+        "link_to_problem",
+        "create_problem",
+    ]
     change_form_template = "admin/incidents/incident/change_form.html"
 
     add_fieldsets = [
@@ -593,6 +600,12 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
         (``work_incident``), so no button is offered that the workflow would then refuse."""
         return request.user.has_perm(workflow.ACTION_PERMISSIONS["acknowledge"])
 
+    def has_open_problem_permission(self, request):
+        """The bulk "open a problem": working incidents and creating problems."""
+        return self.has_work_permission(request) and request.user.has_perm(
+            problem_workflow.ACTION_PERMISSIONS["create"]
+        )
+
     def save_model(self, request, obj, form, change):
         """Nothing here: the whole save is one workflow call in ``save_related``, once the
         affected services from the inline are known."""
@@ -699,6 +712,21 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
                 name="{}_{}_post_update".format(*info),
             ),
             path(
+                "<path:object_id>/link-known-error/",
+                wrap(admin_views.link_known_error_view(self)),
+                name="{}_{}_link_known_error".format(*info),
+            ),
+            path(
+                "<path:object_id>/unlink-problem/",
+                wrap(admin_views.unlink_problem_view(self)),
+                name="{}_{}_unlink_problem".format(*info),
+            ),
+            path(
+                "for-problem/<int:problem_id>/resolve/",
+                wrap(admin_views.resolve_for_problem_view(self)),
+                name="{}_{}_resolve_for_problem".format(*info),
+            ),
+            path(
                 "<path:object_id>/preview/",
                 wrap(admin_views.preview_view(self)),
                 name="{}_{}_preview".format(*info),
@@ -743,6 +771,13 @@ class IncidentAdmin(SafeLookupMixin, admin.ModelAdmin):
     @admin.action(description=_("Link the selected incidents to a problem…"), permissions=["work"])
     def link_to_problem(self, request, queryset):
         return admin_views.bulk_link_problem(self, request, queryset)
+
+    @admin.action(
+        description=_("Open a problem for the selected incidents…"),
+        permissions=["open_problem"],
+    )
+    def create_problem(self, request, queryset):
+        return admin_views.bulk_create_problem(self, request, queryset)
 
 
 def affected_services_from(formsets):
