@@ -9,6 +9,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import construct_change_message
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
@@ -367,6 +368,9 @@ class ProblemAdmin(SafeLookupMixin, admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change):
         """Nothing: the services went to the workflow with the rest."""
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        return construct_change_message(form, [], add)  # the timeline inline is read-only
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
