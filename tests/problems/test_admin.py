@@ -236,7 +236,7 @@ def test_resolving_without_incidents_goes_back_to_the_problem(pm, problem):
     assert f"{problem.reference} resolved." in messages_of(response)
 
 
-# --- the incident page ---------------------------------------------------------------------------
+# --- the incident page -----------------------------------------------------------------------
 
 
 def incident_url(incident):
@@ -313,7 +313,7 @@ def test_incident_page_queries_do_not_grow_with_known_errors(desk, manager, serv
     assert queries() == one
 
 
-# --- bulk: open a problem for the selected incidents -----------------------------------------------
+# --- bulk: open a problem for the selected incidents ------------------------------------------
 
 
 def test_bulk_open_a_problem_for_selected_incidents(pm, make_incident, service):
