@@ -23,7 +23,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from incidents import admin_views, selectors, workflow
+from incidents import admin_views, recurrence, selectors, workflow
 from incidents.deadlines import explain_lines
 from incidents.forms import IncidentForm, staff_users
 from incidents.models import (
@@ -45,6 +45,7 @@ from incidents.models import (
 from itsm.actors import ActorKind
 from itsm.admin_changelist import SafeLookupMixin
 from problems import workflow as problem_workflow
+from problems.models import ProposalState, RecurrenceProposal
 from services.models import Service, ServiceStatus
 
 # --- counting without COUNT(*) -----------------------------------------------------------------
@@ -933,3 +934,71 @@ class RejectedPayloadAdmin(SafeLookupMixin, ReadOnlyAdmin):
     @admin.display(description=_("error"))
     def short_error(self, obj):
         return obj.error[:120]
+
+
+# --- recurring incidents -----------------------------------------------------------------------
+
+
+@admin.register(RecurrenceProposal)
+class RecurrenceProposalAdmin(SafeLookupMixin, ReadOnlyAdmin):
+    """Problems proposed for recurring incidents (``incidents.recurrence``): problem managers
+    open a problem for a proposal's incidents in one action, or dismiss it. Registered here, not
+    in the problems app, because opening one links incidents."""
+
+    list_display = [
+        "service",
+        "incident_count",
+        "window_start",
+        "window_end",
+        "state",
+        "problem",
+        "created_at",
+    ]
+    list_filter = ["state"]
+    list_select_related = ["service", "problem"]
+    ordering = ["-created_at", "-id"]
+    actions = ["open_problems", "dismiss"]
+
+    @admin.action(
+        description=_("Open a problem for each selected proposal"), permissions=["accept"]
+    )
+    def open_problems(self, request, queryset):
+        opened = []
+        for proposal in queryset.filter(state=ProposalState.OPEN).select_related("service"):
+            try:
+                problem = recurrence.accept_proposal(proposal, actor=request.user)
+            except workflow.WorkflowError as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+            else:
+                opened.append(problem.reference)
+        if opened:
+            self.message_user(
+                request,
+                _("Opened: %(references)s.") % {"references": ", ".join(opened)},
+                messages.SUCCESS,
+            )
+
+    @admin.action(description=_("Dismiss the selected proposals"), permissions=["accept"])
+    def dismiss(self, request, queryset):
+        dismissed = 0
+        for proposal in queryset.filter(state=ProposalState.OPEN):
+            try:
+                problem_workflow.settle_proposal(
+                    proposal, actor=request.user, state=ProposalState.DISMISSED
+                )
+            except problem_workflow.WorkflowError as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+            else:
+                dismissed += 1
+        if dismissed:
+            self.message_user(
+                request,
+                ngettext(
+                    "Dismissed %(count)d proposal.", "Dismissed %(count)d proposals.", dismissed
+                )
+                % {"count": dismissed},
+                messages.SUCCESS,
+            )
+
+    def has_accept_permission(self, request):
+        return request.user.has_perm(problem_workflow.ACTION_PERMISSIONS["create"])

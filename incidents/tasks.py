@@ -1,5 +1,6 @@
 """Celery entry points for incidents: thin, safe to run twice."""
 
+from incidents.recurrence import propose_problems
 from incidents.sweep import sweep_sla
 from itsm.tasking import itsm_task
 
@@ -7,3 +8,9 @@ from itsm.tasking import itsm_task
 @itsm_task("incidents.sweep_sla", max_retries=0, time_limit=120)
 def sweep_sla_task():
     return sweep_sla()
+
+
+@itsm_task("incidents.propose_problems", max_retries=0, time_limit=120)
+def propose_problems_task():
+    """Recurring incidents: propose problems (``incidents.recurrence``); returns how many."""
+    return len(propose_problems())

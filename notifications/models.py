@@ -23,6 +23,7 @@ class EventKind(models.TextChoices):
     SLA_BREACH = "sla_breach", _("SLA breach")
     ESCALATION = "escalation", _("Escalation")
     ASSIGNMENT = "assignment", _("Assignment")
+    PROBLEM_PROPOSED = "problem_proposed", _("Problem proposed (recurring incidents)")
     SUBSCRIPTION_CONFIRMATION = "subscription_confirmation", _("Subscription confirmation")
 
 

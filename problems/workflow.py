@@ -21,6 +21,8 @@ from problems.models import (
     ProblemEvent,
     ProblemEventKind,
     ProblemState,
+    ProposalState,
+    RecurrenceProposal,
     can_see_problems,
 )
 from services.models import Priority
@@ -477,3 +479,21 @@ def record_incident_link(problem, *, actor, incident, linked, at, note=""):
         new=incident if linked else None,
         note=note,
     )
+
+
+# --- recurrence proposals ----------------------------------------------------------------------
+
+
+def settle_proposal(proposal, *, actor, state, problem=None):
+    """Mark an open proposal accepted (with the problem opened for it) or dismissed. A
+    conditional UPDATE: of two people settling it at once, one does; the other is refused."""
+    check_may(actor, "create" if state == ProposalState.ACCEPTED else "edit")
+    if state not in (ProposalState.ACCEPTED, ProposalState.DISMISSED):
+        raise WorkflowError(_("A proposal is accepted or dismissed."))
+    updated = RecurrenceProposal.objects.filter(pk=proposal.pk, state=ProposalState.OPEN).update(
+        state=state, problem=problem
+    )
+    if not updated:
+        raise IllegalTransition(_("This proposal was settled already."))
+    proposal.state, proposal.problem = state, problem
+    return proposal
