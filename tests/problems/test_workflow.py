@@ -7,7 +7,6 @@ import pytest
 from itsm.actors import Actor
 from problems import workflow
 from problems.models import Problem, ProblemEventKind, ProblemState
-from tests.factories import UserFactory
 from tests.problems.conftest import T0
 
 S = ProblemState
@@ -204,7 +203,17 @@ def test_create_refuses_a_blank_title(manager):
     assert not Problem.objects.exists()
 
 
-def test_the_old_open_state_became_new(db):
-    # The data migration ran: no problem row is left in the retired state.
-    assert "open" not in ProblemState.values
-    assert UserFactory(username="x").pk
+def test_the_old_open_state_becomes_new(problem):
+    import importlib
+
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    Problem.objects.filter(pk=problem.pk).update(state="open")
+    migration = importlib.import_module("problems.migrations.0003_open_is_new_and_problem_manager")
+    migration.forwards(apps, None)
+    assert Problem.objects.get(pk=problem.pk).state == S.NEW
+    perms = set(
+        Group.objects.get(name="Problem manager").permissions.values_list("codename", flat=True)
+    )
+    assert {"work_problem", "change_problem", "work_incident"} <= perms
