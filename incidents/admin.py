@@ -22,7 +22,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from incidents import admin_metrics, admin_views, selectors, workflow  # noqa: F401 (registers)
+from incidents import admin_metrics, admin_views, recurrence, selectors, workflow  # noqa: F401 (registers)
 from incidents.admin_cost import CostColumnsMixin
 from incidents.admin_reviews import ReviewActionsMixin
 from incidents.deadlines import explain_lines
@@ -46,6 +46,8 @@ from incidents.sla_text import sla_summary
 from incidents.timeline_text import with_update_text
 from itsm.actors import ActorKind
 from itsm.admin_changelist import SafeLookupMixin
+from problems import workflow as problem_workflow
+from problems.models import ProposalState, RecurrenceProposal
 from services.models import Service, ServiceStatus
 
 # --- counting without COUNT(*) -----------------------------------------------------------------
@@ -374,6 +376,7 @@ class IncidentAdmin(ReviewActionsMixin, CostColumnsMixin, SafeLookupMixin, admin
         "resolve_selected",
         "link_to_problem",
         "start_reviews",
+        "create_problem",
     ]
     change_form_template = "admin/incidents/incident/change_form.html"
 
@@ -554,6 +557,12 @@ class IncidentAdmin(ReviewActionsMixin, CostColumnsMixin, SafeLookupMixin, admin
         (``work_incident``), so no button is offered that the workflow would then refuse."""
         return request.user.has_perm(workflow.ACTION_PERMISSIONS["acknowledge"])
 
+    def has_open_problem_permission(self, request):
+        """The bulk "open a problem": working incidents and creating problems."""
+        return self.has_work_permission(request) and request.user.has_perm(
+            problem_workflow.ACTION_PERMISSIONS["create"]
+        )
+
     def save_model(self, request, obj, form, change):
         """Nothing here: the whole save is one workflow call in ``save_related``, once the
         affected services from the inline are known."""
@@ -660,6 +669,21 @@ class IncidentAdmin(ReviewActionsMixin, CostColumnsMixin, SafeLookupMixin, admin
                 name="{}_{}_post_update".format(*info),
             ),
             path(
+                "<path:object_id>/link-known-error/",
+                wrap(admin_views.link_known_error_view(self)),
+                name="{}_{}_link_known_error".format(*info),
+            ),
+            path(
+                "<path:object_id>/unlink-problem/",
+                wrap(admin_views.unlink_problem_view(self)),
+                name="{}_{}_unlink_problem".format(*info),
+            ),
+            path(
+                "for-problem/<int:problem_id>/resolve/",
+                wrap(admin_views.resolve_for_problem_view(self)),
+                name="{}_{}_resolve_for_problem".format(*info),
+            ),
+            path(
                 "<path:object_id>/preview/",
                 wrap(admin_views.preview_view(self)),
                 name="{}_{}_preview".format(*info),
@@ -704,6 +728,13 @@ class IncidentAdmin(ReviewActionsMixin, CostColumnsMixin, SafeLookupMixin, admin
     @admin.action(description=_("Link the selected incidents to a problem…"), permissions=["work"])
     def link_to_problem(self, request, queryset):
         return admin_views.bulk_link_problem(self, request, queryset)
+
+    @admin.action(
+        description=_("Open a problem for the selected incidents…"),
+        permissions=["open_problem"],
+    )
+    def create_problem(self, request, queryset):
+        return admin_views.bulk_create_problem(self, request, queryset)
 
 
 def affected_services_from(formsets):
@@ -859,3 +890,71 @@ class RejectedPayloadAdmin(SafeLookupMixin, ReadOnlyAdmin):
     @admin.display(description=_("error"))
     def short_error(self, obj):
         return obj.error[:120]
+
+
+# --- recurring incidents -----------------------------------------------------------------------
+
+
+@admin.register(RecurrenceProposal)
+class RecurrenceProposalAdmin(SafeLookupMixin, ReadOnlyAdmin):
+    """Problems proposed for recurring incidents (``incidents.recurrence``): problem managers
+    open a problem for a proposal's incidents in one action, or dismiss it. Registered here, not
+    in the problems app, because opening one links incidents."""
+
+    list_display = [
+        "service",
+        "incident_count",
+        "window_start",
+        "window_end",
+        "state",
+        "problem",
+        "created_at",
+    ]
+    list_filter = ["state"]
+    list_select_related = ["service", "problem"]
+    ordering = ["-created_at", "-id"]
+    actions = ["open_problems", "dismiss"]
+
+    @admin.action(
+        description=_("Open a problem for each selected proposal"), permissions=["accept"]
+    )
+    def open_problems(self, request, queryset):
+        opened = []
+        for proposal in queryset.filter(state=ProposalState.OPEN).select_related("service"):
+            try:
+                problem = recurrence.accept_proposal(proposal, actor=request.user)
+            except workflow.WorkflowError as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+            else:
+                opened.append(problem.reference)
+        if opened:
+            self.message_user(
+                request,
+                _("Opened: %(references)s.") % {"references": ", ".join(opened)},
+                messages.SUCCESS,
+            )
+
+    @admin.action(description=_("Dismiss the selected proposals"), permissions=["accept"])
+    def dismiss(self, request, queryset):
+        dismissed = 0
+        for proposal in queryset.filter(state=ProposalState.OPEN):
+            try:
+                problem_workflow.settle_proposal(
+                    proposal, actor=request.user, state=ProposalState.DISMISSED
+                )
+            except problem_workflow.WorkflowError as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+            else:
+                dismissed += 1
+        if dismissed:
+            self.message_user(
+                request,
+                ngettext(
+                    "Dismissed %(count)d proposal.", "Dismissed %(count)d proposals.", dismissed
+                )
+                % {"count": dismissed},
+                messages.SUCCESS,
+            )
+
+    def has_accept_permission(self, request):
+        return request.user.has_perm(problem_workflow.ACTION_PERMISSIONS["create"])

@@ -19,12 +19,21 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from incidents import selectors, workflow
+from incidents import problem_links, selectors, workflow
 from incidents.deadlines import explain_lines, left_on_hold
-from incidents.forms import HoldForm, LinkProblemForm, ReopenForm, ResolveForm, UpdateForm
+from incidents.forms import (
+    HoldForm,
+    LinkProblemForm,
+    ProblemFromIncidentsForm,
+    ReopenForm,
+    ResolveForm,
+    ResolveLinkedForm,
+    UpdateForm,
+)
 from incidents.models import Incident, PublicStatus, parse_id
 from incidents.notify import events_being_expanded, notifications_for_incident, render_preview
 from incidents.sla_text import target_lines
+from problems.models import Problem, ProblemState
 
 NOTIFIED_SHOWN = 50
 REFUSALS_SHOWN = 20
@@ -166,6 +175,27 @@ def change_page_context(model_admin, request, object_id, refused=None):
         "notified": list(notifications_for_incident(incident)[:NOTIFIED_SHOWN]),
         "being_expanded": list(events_being_expanded(incident)),
         "notified_limit": NOTIFIED_SHOWN,
+        **known_errors_context(incident, request, can_work),
+    }
+
+
+def known_errors_context(incident, request, can_work):
+    """The known errors the change page offers: those on the incident's affected services,
+    and those matching the agent's search (``?known_error=``), each linked in one click."""
+    query = request.GET.get("known_error", "").strip()[:200]
+    linkable = can_work and "link_problem" in workflow.legal_actions(incident)
+    return {
+        "known_errors": problem_links.known_error_suggestions(incident, request.user),
+        "known_error_query": query,
+        "known_error_results": problem_links.search_known_errors(query, request.user),
+        "can_link_known_error": linkable,
+        "linked_problem": incident.problem if incident.problem_id else None,
+        "link_known_error_url": reverse(
+            "admin:incidents_incident_link_known_error", args=[incident.pk]
+        ),
+        "unlink_problem_url": reverse(
+            "admin:incidents_incident_unlink_problem", args=[incident.pk]
+        ),
     }
 
 
@@ -412,3 +442,165 @@ def bulk_link_problem(model_admin, request, queryset):
             n,
         ),
     )
+
+
+# --- problems and known errors -------------------------------------------------------------------
+
+
+def link_known_error_view(model_admin):
+    """One click on a suggested (or found) known error: the incident is linked to it and its
+    workaround is quoted on the incident's timeline."""
+
+    def view(request, object_id):
+        found, response = _incident_for_work(model_admin, request, object_id)
+        if response is not None:
+            return response
+        incident, version = found
+        pk = parse_id(request.POST.get("problem", ""))
+        problem = None
+        if pk is not None:
+            problem = Problem.objects.visible_to(request.user).known_errors().filter(pk=pk).first()
+        if problem is None:
+            messages.error(request, _("Choose a known error to link."))
+            return _change_page(incident.pk, "#known-errors")
+        try:
+            workflow.link_problem(
+                incident,
+                actor=request.user,
+                problem=problem,
+                quote_workaround=True,
+                expected_version=version,
+            )
+        except workflow.WorkflowError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(
+                request,
+                _(
+                    "%(reference)s is linked to the known error %(problem)s; its workaround is "
+                    "on the timeline."
+                )
+                % {"reference": incident.reference, "problem": problem.reference},
+            )
+        return _change_page(incident.pk, "#known-errors")
+
+    return view
+
+
+def unlink_problem_view(model_admin):
+    def view(request, object_id):
+        found, response = _incident_for_work(model_admin, request, object_id)
+        if response is not None:
+            return response
+        incident, version = found
+        try:
+            workflow.link_problem(
+                incident, actor=request.user, problem=None, expected_version=version
+            )
+        except workflow.WorkflowError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(
+                request,
+                _("%(reference)s is no longer linked to a problem.")
+                % {"reference": incident.reference},
+            )
+        return _change_page(incident.pk, "#known-errors")
+
+    return view
+
+
+def bulk_create_problem(model_admin, request, queryset):
+    """The incident list's action: a new problem for the selected incidents, all linked to it.
+    The first POST shows the form; the second (``apply``) creates it and opens its page."""
+    incidents = list(queryset.order_by("pk")[:100])
+    initial = {"title": incidents[0].title} if incidents else {}
+    form = ProblemFromIncidentsForm(
+        request.POST if "apply" in request.POST else None, initial=initial
+    )
+    if form.is_valid():
+        try:
+            problem = problem_links.create_problem_from_incidents(
+                queryset.order_by("pk"),
+                actor=request.user,
+                title=form.cleaned_data["title"],
+                description=form.cleaned_data["description"],
+            )
+        except workflow.WorkflowError as exc:
+            model_admin.message_user(request, str(exc), messages.ERROR)
+            return None
+        model_admin.message_user(
+            request,
+            ngettext(
+                "%(problem)s opened with %(count)d incident linked.",
+                "%(problem)s opened with %(count)d incidents linked.",
+                problem.incidents.count(),
+            )
+            % {"problem": problem.reference, "count": problem.incidents.count()},
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:problems_problem_change", args=[problem.pk]))
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "title": _("Open a problem for the selected incidents"),
+        "form": form,
+        "action": "create_problem",
+        "selected_incidents": [(i.reference, i.title) for i in incidents],
+        "selected_count": queryset.count() if len(incidents) == 100 else len(incidents),
+        "selected_pks": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+        "select_across": request.POST.get("select_across", "0"),
+        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/incidents/incident/bulk_form.html", context)
+
+
+def resolve_for_problem_view(model_admin):
+    """After a problem is resolved: its linked open incidents, offered for resolution together
+    (a confirmation page listing them; each resolved through ``incidents.workflow.resolve``)."""
+
+    def view(request, problem_id):
+        if not model_admin.has_work_permission(request):
+            raise PermissionDenied
+        problem = get_object_or_404(Problem.objects.visible_to(request.user), pk=problem_id)
+        back = HttpResponseRedirect(reverse("admin:problems_problem_change", args=[problem.pk]))
+        open_incidents = list(problem_links.open_linked_incidents(problem, request.user)[:200])
+        if not open_incidents:
+            return back  # nothing to offer: the problem's page, with its own message
+        data = request.POST if request.method == "POST" else None
+        initial = {"notes": problem.permanent_fix} if problem.state == ProblemState.RESOLVED else {}
+        form = ResolveLinkedForm(data, incidents=open_incidents, initial=initial)
+        if form.is_valid():
+            resolved, refused = problem_links.resolve_linked_incidents(
+                problem,
+                actor=request.user,
+                incident_ids=form.cleaned_data["incidents"],
+                code=form.cleaned_data["code"],
+                notes=form.cleaned_data["notes"],
+            )
+            if resolved:
+                messages.success(
+                    request,
+                    ngettext(
+                        "Resolved %(count)d incident: %(references)s.",
+                        "Resolved %(count)d incidents: %(references)s.",
+                        len(resolved),
+                    )
+                    % {"count": len(resolved), "references": ", ".join(resolved)},
+                )
+            for reason in refused[:REFUSALS_SHOWN]:
+                messages.warning(request, reason)
+            return back
+        context = {
+            **model_admin.admin_site.each_context(request),
+            "opts": model_admin.opts,
+            "title": _("Resolve the open incidents of %(problem)s")
+            % {"problem": problem.reference},
+            "problem": problem,
+            "form": form,
+        }
+        return TemplateResponse(
+            request, "admin/incidents/incident/resolve_for_problem.html", context
+        )
+
+    return view

@@ -159,3 +159,29 @@ class LinkProblemForm(forms.Form):
         label=_("problem"),
         queryset=Problem.objects.exclude(state=ProblemState.CLOSED).order_by("-created_at"),
     )
+
+
+class ProblemFromIncidentsForm(forms.Form):
+    """A new problem for the selected incidents (the incident list's bulk action)."""
+
+    title = forms.CharField(label=_("problem title"), max_length=200)
+    description = forms.CharField(
+        label=_("description"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
+class ResolveLinkedForm(forms.Form):
+    """Resolve a resolved problem's open incidents together: which ones, with what notes."""
+
+    incidents = forms.TypedMultipleChoiceField(
+        label=_("incidents to resolve"), coerce=int, widget=forms.CheckboxSelectMultiple
+    )
+    code = forms.ChoiceField(
+        label=_("resolution code"), choices=ResolutionCode.choices, initial=ResolutionCode.FIXED
+    )
+    notes = forms.CharField(label=_("resolution notes"), widget=forms.Textarea(attrs={"rows": 3}))
+
+    def __init__(self, *args, incidents, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["incidents"].choices = [(i.pk, str(i)) for i in incidents]
+        self.fields["incidents"].initial = [i.pk for i in incidents]

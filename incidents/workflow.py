@@ -43,6 +43,7 @@ from itsm import rows
 from itsm.actors import as_actor
 from itsm.publishing import public_side_changed
 from notifications.models import EventKind as NotificationKind
+from problems import workflow as problem_workflow
 from services.models import CauseKind, Service, ServiceStatus
 from services.workflow import end_impacts, set_impacts
 
@@ -953,23 +954,62 @@ def reopen(incident, *, actor, reason="", expected_version=None, now=None):
 
 
 @_checked("link_problem")
-def link_problem(incident, *, actor, problem, expected_version=None, now=None):
+def link_problem(
+    incident, *, actor, problem, quote_workaround=False, expected_version=None, now=None
+):
+    """Link the incident to ``problem``, or unlink it (``problem=None``); the problem's
+    timeline records it too. ``quote_workaround``: the problem is a known error and its
+    workaround is quoted on the incident's timeline (the one-click link from a suggestion)."""
+    if problem is not None:
+        _check_linkable(problem, actor)
     with transaction.atomic():
         incident = _lock(incident, expected_version, "link_problem")
         now = _now(now)
         if incident.problem_id == getattr(problem, "pk", None):
             return incident
-        old = _ref(incident.problem)
-        incident.problem = problem
-        _event(
-            incident,
-            actor=actor,
-            kind=EventKind.PROBLEM_LINKED,
-            at=now,
-            old=old,
-            new=_ref(problem),
-        )
+        note = ""
+        if quote_workaround and problem is not None and problem.workaround:
+            note = _("Known error %(reference)s. Workaround: %(workaround)s") % {
+                "reference": problem.reference,
+                "workaround": problem.workaround,
+            }
+        _do_link_problem(incident, actor=actor, problem=problem, at=now, note=note)
         return _save(incident)
+
+
+def _check_linkable(problem, actor):
+    """The problem side's refusal (closed, not visible) in this workflow's words."""
+    try:
+        problem_workflow.check_linkable(problem, actor=actor)
+    except problem_workflow.NotPermitted as exc:
+        raise NotPermitted(str(exc)) from exc
+    except problem_workflow.WorkflowError as exc:
+        raise IllegalTransition(str(exc), field="problem") from exc
+
+
+def _do_link_problem(incident, *, actor, problem, at, note=""):
+    """Move the incident to ``problem`` (or none) and say so on every timeline concerned: the
+    incident's, the old problem's (unlinked) and the new one's (linked)."""
+    old_problem = incident.problem
+    _event(
+        incident,
+        actor=actor,
+        kind=EventKind.PROBLEM_LINKED,
+        at=at,
+        old=_ref(old_problem),
+        new=_ref(problem),
+        note=note,
+    )
+    incident.problem = problem
+    incident_value = _ref(incident)
+    if old_problem is not None:
+        problem_workflow.record_incident_link(
+            old_problem, actor=actor, incident=incident_value, linked=False, at=at
+        )
+    if problem is not None:
+        problem_workflow.record_incident_link(
+            problem, actor=actor, incident=incident_value, linked=True, at=at, note=note
+        )
 
 
 @_checked("edit")
@@ -1103,15 +1143,9 @@ def edit(incident, *, actor, expected_version, changes, now=None):
             sla_moves |= moved
             changed |= moved
         if "problem" in changes and changes["problem"] != incident.problem:
-            _event(
-                incident,
-                actor=actor,
-                kind=EventKind.PROBLEM_LINKED,
-                at=now,
-                old=_ref(incident.problem),
-                new=_ref(changes["problem"]),
-            )
-            incident.problem = changes["problem"]
+            if changes["problem"] is not None:
+                _check_linkable(changes["problem"], actor)
+            _do_link_problem(incident, actor=actor, problem=changes["problem"], at=now)
             changed = True
         if not changed:
             return incident  # an edit form saved as it was: nothing to record

@@ -205,6 +205,7 @@ CELERY_TASK_QUEUES = (
 CELERY_TASK_ROUTES = {
     "incidents.sweep_sla": {"queue": "sweeps"},
     "notifications.sweep_outbox": {"queue": "sweeps"},
+    "incidents.propose_problems": {"queue": "sweeps"},
 }
 # A sweep not started within two ticks expires: a later one does its work, none pile up (one
 # tick would drop most sweeps on a single busy worker that also takes deliveries).
@@ -256,7 +257,19 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(hours=1),
         "options": {"expires": 3600, "queue": "sweeps"},
     },
+    # Recurring incidents: a problem proposed to problem managers (issue 20), once per cluster.
+    "propose-problems": {
+        "task": "incidents.propose_problems",
+        "schedule": timedelta(seconds=env.float("PROBLEM_RECURRENCE_INTERVAL", default=900.0)),
+        "options": {"expires": 900, "queue": "sweeps"},
+    },
 }
+
+# --- Problems --------------------------------------------------------------------------------
+# A service with this many incidents (not linked to a problem) within this many days gets a
+# problem proposed to the "Problem manager" group.
+PROBLEM_RECURRENCE_COUNT = env.int("PROBLEM_RECURRENCE_COUNT", default=3)
+PROBLEM_RECURRENCE_DAYS = env.float("PROBLEM_RECURRENCE_DAYS", default=7.0)
 
 # --- Alerts in ---------------------------------------------------------------------------------
 # A webhook body larger than this is refused with 413 (and kept, truncated, for staff to see).

@@ -32,6 +32,7 @@ _WRITE = (
     "incidents.change_incident",
     "incidents.work_incident",
     "incidents.add_incidentupdate",
+    "problems.work_problem",
     "services.add_subscription",
     "services.change_subscription",
     "services.delete_subscription",

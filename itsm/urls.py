@@ -27,6 +27,7 @@ urlpatterns = [
     path("api/v1/", include("incidents.api.urls")),
     path("api/v1/", include("services.api.urls")),
     path("api/v1/", include("notifications.api.urls")),
+    path("api/v1/", include("problems.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", api_docs, name="api-docs"),
     # After every API route (each app's included above): the rest of /api/ is a JSON 404.

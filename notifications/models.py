@@ -25,6 +25,7 @@ class EventKind(models.TextChoices):
     ESCALATION = "escalation", _("Escalation")
     ASSIGNMENT = "assignment", _("Assignment")
     ACTION_ITEM_OVERDUE = "action_item_overdue", _("Action item overdue")
+    PROBLEM_PROPOSED = "problem_proposed", _("Problem proposed (recurring incidents)")
     SUBSCRIPTION_CONFIRMATION = "subscription_confirmation", _("Subscription confirmation")
     # Events for integrators' webhook endpoints (``WebhookEndpoint``), named as they are sent.
     WEBHOOK_INCIDENT_CREATED = "incident.created", _("Webhook: incident created")

@@ -39,6 +39,9 @@ def seeded_group(name):
             migration = importlib.import_module(f"incidents.migrations.{module}")
             getattr(migration, "seed", None) and migration.seed(apps, None)
             getattr(migration, "seed_security", None) and migration.seed_security(apps, None)
+        importlib.import_module("problems.migrations.0003_open_is_new_and_problem_manager").seed(
+            apps, None
+        )
         group = Group.objects.get(name=name)
     return group
 
@@ -47,6 +50,7 @@ AGENT_GROUP = "Service desk agent"
 MANAGER_GROUP = "Incident manager"
 READ_ONLY_GROUP = "Read only"
 SECURITY_GROUP = "Security"
+PROBLEM_MANAGER_GROUP = "Problem manager"
 
 
 class GroupFactory(factory.django.DjangoModelFactory):

@@ -739,7 +739,9 @@ def test_problem_list_counts_linked_incidents(admin_client, three, agent):
         response = admin_client.get("/admin/problems/problem/")
     counts = {p.title: p.linked_incidents for p in response.context["cl"].result_list}
     assert counts == {"Flaky load balancer": 2, "Other": 0}
-    assert len(ctx.captured_queries) <= 6
+    # Session, user, page, and one read per filter offering choices (service, owner, group):
+    # constant, whatever the page size (tests/problems/test_admin.py pins it at 10 and 100).
+    assert len(ctx.captured_queries) <= 9
     response = admin_client.get("/admin/problems/problem/", {"q": problem.reference})
     assert [p.pk for p in response.context["cl"].result_list] == [problem.pk]
 
