@@ -27,7 +27,9 @@ ALERT_SOURCES = ("alertmanager", "grafana", "alert")
 
 
 def _team_ids(incident):
-    team = getattr(incident.assignment_group, "team", None) if incident.assignment_group_id else None
+    team = (
+        getattr(incident.assignment_group, "team", None) if incident.assignment_group_id else None
+    )
     return [team.pk] if team is not None else []
 
 
@@ -107,7 +109,11 @@ def _page_batch(batch, now):
         return 0
     contacts = {}
     for incident in batch:
-        team = getattr(incident.assignment_group, "team", None) if incident.assignment_group_id else None
+        team = (
+            getattr(incident.assignment_group, "team", None)
+            if incident.assignment_group_id
+            else None
+        )
         contacts[incident.pk] = team.escalation_contact_id if team is not None else None
     results = oncall.page_next(contacts, now=now)
     events, messages, paged = [], [], 0

@@ -232,7 +232,9 @@ EVENT_TOUCHES = {
 }
 
 ACTION_TOUCHES = {
-    **dict.fromkeys(["acknowledge", "acknowledge_page", "hold", "resume", "resolve", "close", "reopen"], _STATE),
+    **dict.fromkeys(
+        ["acknowledge", "acknowledge_page", "hold", "resume", "resolve", "close", "reopen"], _STATE
+    ),
     "assign": _ASSIGNMENT,
     "change_priority": _PRIORITY,
     "link_problem": frozenset({"problem"}),

@@ -109,7 +109,10 @@ class ScheduleAdmin(admin.ModelAdmin):
         else:
             for field, errors in form.errors.items():
                 for error in errors:
-                    messages.error(request, f"{form.fields[field].label if field in form.fields else ''} {error}")
+                    messages.error(
+                        request,
+                        f"{form.fields[field].label if field in form.fields else ''} {error}",
+                    )
         return HttpResponseRedirect(reverse("admin:oncall_schedule_change", args=[schedule.pk]))
 
     def my_shifts_view(self, request):

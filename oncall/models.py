@@ -95,7 +95,9 @@ class Layer(models.Model):
                 {"restrict_weekdays": _("A list of weekdays from 0 (Monday) to 6 (Sunday).")}
             )
         if (self.restrict_from is None) != (self.restrict_to is None):
-            raise ValidationError({"restrict_to": _("Give both times of the restriction, or none.")})
+            raise ValidationError(
+                {"restrict_to": _("Give both times of the restriction, or none.")}
+            )
 
     @property
     def shift(self):
@@ -128,7 +130,10 @@ class LayerMember(models.Model):
         Layer, on_delete=models.CASCADE, related_name="members", verbose_name=_("layer")
     )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("person")
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("person"),
     )
     position = models.PositiveSmallIntegerField(_("position"), default=0)
 
@@ -148,7 +153,10 @@ class Override(models.Model):
         Schedule, on_delete=models.CASCADE, related_name="overrides", verbose_name=_("schedule")
     )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("person")
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("person"),
     )
     start = models.DateTimeField(_("from"))
     end = models.DateTimeField(_("until"))

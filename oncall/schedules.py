@@ -72,7 +72,7 @@ def on_call_now(schedule_ids, now=None):
 
 
 def users_by_id(ids):
-    return get_user_model().objects.in_bulk(set(i for i in ids if i is not None))
+    return get_user_model().objects.in_bulk({i for i in ids if i is not None})
 
 
 def shifts_of_person(user_id, start, end):

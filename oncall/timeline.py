@@ -36,8 +36,7 @@ def svg(shifts, start, days, names, zone="UTC", now=None):
             pos = x(day)
             parts.append(f'<line x1="{pos}" y1="0" x2="{pos}" y2="{height}" stroke="#ccc"/>')
             parts.append(
-                f'<text x="{pos + 3}" y="14" font-size="11" fill="#555">'
-                f"{day:%a %d %b}</text>"
+                f'<text x="{pos + 3}" y="14" font-size="11" fill="#555">{day:%a %d %b}</text>'
             )
         day = (day.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=tz)
     for s in shifts:

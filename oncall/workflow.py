@@ -66,7 +66,9 @@ def start(*, subject_id, reason, now, service_ids=(), team_ids=(), urgent=False)
     # escalation stopped by an acknowledgement, or done, starts again from level 1.
     current = Escalation.objects.select_for_update().filter(subject_id=subject_id).first()
     if current is None:
-        Escalation.objects.create(subject_id=subject_id, policy=policy, reason=reason, started_at=now)
+        Escalation.objects.create(
+            subject_id=subject_id, policy=policy, reason=reason, started_at=now
+        )
         return True
     Escalation.objects.filter(pk=current.pk).update(
         run=current.run + 1, policy=policy, reason=reason, started_at=now, stopped_at=None
@@ -167,8 +169,7 @@ def page_next(subjects, *, now):
                     round=round_,
                     level=position,
                     at=now,
-                    recipients=[u.get_username() for u in who]
-                    + [str(g) for g in groups],
+                    recipients=[u.get_username() for u in who] + [str(g) for g in groups],
                 )
         except IntegrityError:
             continue  # paged already by another sweep: its own caller set the next step
