@@ -80,7 +80,7 @@ def _event(shift, schedule, users, stamp):
 
 def schedule_feed(schedule, now=None):
     """The schedule's final shifts from a week ago to 60 days ahead, as iCalendar bytes."""
-    now = now or timezone.now()
+    now = (now or timezone.now()).replace(microsecond=0)
     shifts = schedules.plan(schedule.pk).shifts_between(now - PAST, now + AHEAD)
     users = schedules.users_by_id(s.person for s in shifts)
     cal = _calendar(str(schedule))
@@ -90,7 +90,7 @@ def schedule_feed(schedule, now=None):
 
 
 def person_feed(user_id, now=None):
-    now = now or timezone.now()
+    now = (now or timezone.now()).replace(microsecond=0)
     found = schedules.shifts_of_person(user_id, now - PAST, now + AHEAD)
     users = schedules.users_by_id([user_id])
     user = users.get(user_id)
