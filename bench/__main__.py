@@ -27,6 +27,7 @@ BENCHMARKS = {
     "C6": "bench.c6_admin",
     "E1": "bench.e1_embedded",
     "B1": "bench.b1_status_page",
+    "O1": "bench.o1_oncall",
 }
 
 

@@ -93,6 +93,7 @@ class Shift:
 # --- one layer ----------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=65536)
 def _local_start(layer):
     return layer.start.astimezone(_zone(layer.zone)).replace(tzinfo=None)
 
@@ -103,9 +104,11 @@ def _handoff(layer, k):
     return local.replace(tzinfo=_zone(layer.zone)).astimezone(UTC)
 
 
-def _index_at(layer, t):
-    """The shift index k with handoff(k) <= t < handoff(k+1), for t >= layer.start."""
-    local = t.astimezone(_zone(layer.zone)).replace(tzinfo=None)
+def _index_at(layer, t, local=None):
+    """The shift index k with handoff(k) <= t < handoff(k+1), for t >= layer.start
+    (``local``: t as naive local time, when the caller has it)."""
+    if local is None:
+        local = t.astimezone(_zone(layer.zone)).replace(tzinfo=None)
     k = max(0, (local - _local_start(layer)) // layer.shift)
     while k > 0 and _handoff(layer, k) > t:
         k -= 1
@@ -183,12 +186,30 @@ def layer_shifts(layer, start, end, index=None):
     return out
 
 
+def _inside(restrictions, local):
+    """Whether local wall-clock time ``local`` is inside one of the weekly windows (a window
+    running past midnight is looked up from the day it starts)."""
+    minute = local.hour * 60 + local.minute + (local.second or local.microsecond) / 1e9
+    weekday = local.weekday()
+    for r in restrictions:
+        if r.start < r.end or (r.end == r.start == 0):
+            if weekday in r.weekdays and r.start <= minute < (r.end or MINUTES_PER_DAY):
+                return True
+        else:  # over midnight: [start, 24:00) today, [00:00, end) of the day after
+            if weekday in r.weekdays and minute >= r.start:
+                return True
+            if (weekday - 1) % 7 in r.weekdays and minute < r.end:
+                return True
+    return False
+
+
 def _layer_person_at(layer, t):
     if t < layer.start:
         return None
-    if layer.restrictions and not _restriction_windows(layer, t, t + timedelta(microseconds=1)):
+    local = t.astimezone(_zone(layer.zone))
+    if layer.restrictions and not _inside(layer.restrictions, local):
         return None
-    k = _index_at(layer, t)
+    k = _index_at(layer, t, local.replace(tzinfo=None))
     return layer.people[k % len(layer.people)]
 
 
