@@ -39,6 +39,7 @@ DAILY = timedelta(days=1)
 WEEKLY = timedelta(days=7)
 MIN_SHIFT = timedelta(hours=1)
 MINUTES_PER_DAY = 1440
+_SAFE = timedelta(hours=3)
 
 
 @functools.cache
@@ -65,6 +66,9 @@ class Layer:
     shift: timedelta = WEEKLY  # wall-clock length: DAILY, WEEKLY or custom (>= 1 h)
     restrictions: tuple = ()  # of Restriction; empty: all the time
     name: str = ""
+    # Derived once (the "who is on call" loop reads them for every schedule).
+    tz: ZoneInfo = field(init=False, repr=False, compare=False)
+    local_start: datetime = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if not self.people:
@@ -73,6 +77,9 @@ class Layer:
             raise ValueError("the layer start must be aware")
         if self.shift < MIN_SHIFT:
             raise ValueError("a shift lasts at least an hour")
+        tz = _zone(self.zone)
+        object.__setattr__(self, "tz", tz)
+        object.__setattr__(self, "local_start", self.start.astimezone(tz).replace(tzinfo=None))
 
 
 @dataclass(frozen=True)
@@ -93,23 +100,28 @@ class Shift:
 # --- one layer ----------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=65536)
 def _local_start(layer):
-    return layer.start.astimezone(_zone(layer.zone)).replace(tzinfo=None)
+    return layer.local_start
 
 
 def _handoff(layer, k):
     """The instant shift ``k`` of ``layer`` begins (wall-clock arithmetic, see the module)."""
-    local = _local_start(layer) + k * layer.shift
-    return local.replace(tzinfo=_zone(layer.zone)).astimezone(UTC)
+    local = layer.local_start + k * layer.shift
+    return local.replace(tzinfo=layer.tz).astimezone(UTC)
 
 
 def _index_at(layer, t, local=None):
     """The shift index k with handoff(k) <= t < handoff(k+1), for t >= layer.start
     (``local``: t as naive local time, when the caller has it)."""
     if local is None:
-        local = t.astimezone(_zone(layer.zone)).replace(tzinfo=None)
-    k = max(0, (local - _local_start(layer)) // layer.shift)
+        local = t.astimezone(layer.tz).replace(tzinfo=None)
+    start = layer.local_start
+    k = max(0, (local - start) // layer.shift)
+    base = start + k * layer.shift
+    # Wall-clock order is real order except within a DST change's hour: a local time this far
+    # from both handoffs needs no conversion to be placed.
+    if base + _SAFE <= local < base + layer.shift - _SAFE:
+        return k
     while k > 0 and _handoff(layer, k) > t:
         k -= 1
     while _handoff(layer, k + 1) <= t:
@@ -203,10 +215,15 @@ def _inside(restrictions, local):
     return False
 
 
-def _layer_person_at(layer, t):
+def _layer_person_at(layer, t, locals_=None):
     if t < layer.start:
         return None
-    local = t.astimezone(_zone(layer.zone))
+    if locals_ is None:
+        local = t.astimezone(layer.tz)
+    else:  # one conversion per zone for all the layers of a schedule
+        local = locals_.get(layer.zone)
+        if local is None:
+            local = locals_[layer.zone] = t.astimezone(layer.tz)
     if layer.restrictions and not _inside(layer.restrictions, local):
         return None
     k = _index_at(layer, t, local.replace(tzinfo=None))
@@ -225,8 +242,9 @@ def on_call_at(layers: Sequence[Layer], overrides: Iterable[Override], t: dateti
             found = o.person
     if found is not None:
         return found
+    locals_ = {}
     for layer in reversed(layers):
-        person = _layer_person_at(layer, t)
+        person = _layer_person_at(layer, t, locals_)
         if person is not None:
             return person
     return None
