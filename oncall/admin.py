@@ -51,11 +51,14 @@ class LayerInline(admin.TabularInline):
     readonly_fields = ["edit_link"]
     show_change_link = True
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("members__user")
+
     @admin.display(description=_("people"))
     def edit_link(self, obj):
         if not obj.pk:
             return "-"
-        return ", ".join(m.user.get_username() for m in obj.members.select_related("user"))
+        return ", ".join(m.user.get_username() for m in obj.members.all())
 
 
 class OverrideInline(admin.TabularInline):
