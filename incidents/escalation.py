@@ -23,7 +23,7 @@ from oncall import workflow as oncall
 log = logging.getLogger(__name__)
 
 URGENT_PRIORITIES = (1, 2)
-ALERT_SOURCES = ("alertmanager", "grafana", "alert")
+ALERT_SOURCES = ("alertmanager", "grafana", "alert", "events")
 
 
 def _team_ids(incident):

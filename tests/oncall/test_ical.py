@@ -121,3 +121,35 @@ def test_my_shifts_lists_the_persons_shifts(schedule, people, client):
     page = client.get("/admin/oncall/schedule/my-shifts/")
     assert page.status_code == 200
     assert "Primary" in page.content.decode() and "/oncall/ical/" in page.content.decode()
+
+
+def _page_queries(admin_client, schedule):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert admin_client.get(f"/admin/oncall/schedule/{schedule.pk}/change/").status_code == 200
+    return len(captured)
+
+
+def test_the_schedule_page_costs_the_same_with_10_or_100_overrides_and_people(
+    schedule, people, admin_client
+):
+    now = timezone.now()
+    layer = schedule.layers.get()
+
+    def grow(n):
+        for k in range(n):
+            user = UserFactory(username=f"extra{n}-{k}")
+            LayerMember.objects.create(layer=layer, user=user, position=10 + k)
+            Override.objects.create(
+                schedule=schedule,
+                user=user,
+                start=now + dt.timedelta(hours=3 * k),
+                end=now + dt.timedelta(hours=3 * k + 2),
+            )
+
+    grow(10)
+    ten = _page_queries(admin_client, schedule)
+    grow(90)
+    assert _page_queries(admin_client, schedule) == ten
