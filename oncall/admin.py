@@ -62,10 +62,19 @@ class LayerInline(admin.TabularInline):
 
 
 class OverrideInline(admin.TabularInline):
+    """Overrides are added with the form above the timeline; here they are listed (and can be
+    deleted), read-only, so the page costs the same however many there are."""
+
     model = Override
     extra = 0
     fields = ["user", "start", "end", "note"]
-    raw_id_fields = ["user"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Schedule)
