@@ -30,6 +30,7 @@ BENCHMARKS = {
     "B2": "bench.b2_api_list",
     "B5": "bench.b5_alert_ingest",
     "M1": "bench.m1_metrics",
+    "O1": "bench.o1_oncall",
 }
 
 

@@ -245,6 +245,9 @@ class Incident(models.Model):
     # The earliest instant the sweep has something to do (a warning or a breach); NULL when
     # nothing is left. Indexed only over open incidents, see Meta.
     next_sla_check_at = models.DateTimeField(_("next SLA check"), null=True, blank=True)
+    # When the escalation sweep pages the next level (``incidents.escalation``); NULL when
+    # nothing escalates. Indexed only where set, see Meta.
+    next_escalation_at = models.DateTimeField(_("next escalation"), null=True, blank=True)
     # Why each deadline is what it is: per target ("response", "resolution") the policy,
     # service and calendar that set it (ids and names), see ``incidents.deadlines``.
     sla_explain = models.JSONField(_("SLA explanation"), default=dict, blank=True)
@@ -273,6 +276,14 @@ class Incident(models.Model):
                 name="incident_sla_due_idx",
                 condition=models.Q(
                     state__in=["new", "acknowledged", "on_hold"], next_sla_check_at__isnull=False
+                ),
+            ),
+            # The escalation sweep, likewise: only the incidents with a page due.
+            models.Index(
+                fields=["next_escalation_at"],
+                name="incident_escalation_due_idx",
+                condition=models.Q(
+                    state__in=["new", "acknowledged", "on_hold"], next_escalation_at__isnull=False
                 ),
             ),
             # The admin's default ordering, over all incidents and over open work alone (the
@@ -409,6 +420,7 @@ class EventKind(models.TextChoices):
     SLA_WARNING = "sla_warning", _("SLA warning")
     SLA_BREACHED = "sla_breached", _("SLA breached")
     SLA_MOVED = "sla_moved", _("SLA deadlines moved")
+    PAGED = "paged", _("Paged")
 
 
 class IncidentEvent(models.Model):

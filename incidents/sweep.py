@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from incidents import deadlines, notify
+from incidents import deadlines, escalation, notify
 from incidents.models import (
     OPEN_STATES,
     EventKind,
@@ -62,12 +62,15 @@ def sweep_sla(*, now=None, batch_size=None):
             batch = list(
                 locked.select_related(
                     "assignee",
-                    "assignment_group__team__escalation_contact",
+                    "assignment_group__team",
                 )[:batch_size]
             )
             raised += _check_batch(batch, now)
         if len(batch) < batch_size:
-            return raised
+            break
+    # Breaches start escalations due now: page their first level in this same sweep.
+    escalation.sweep_escalations(now=now, batch_size=batch_size)
+    return raised
 
 
 # --- catalog changes ---------------------------------------------------------------------------
@@ -213,6 +216,8 @@ def _check_batch(batch, now):
         notify_staff_batch(m for m in messages if m is not None)
         _save_columns([i for i, _found in plain])
         _tell_integrators(plain)
+        # A breach starts the escalation policy (the team's escalation contact by default).
+        escalation.start_for_breaches(_breached(plain), now=now)
     return raised
 
 
@@ -233,6 +238,14 @@ def _tell_integrators(plain):
             is_breach=signal.threshold >= deadlines.BREACH,
         )
         notify.forget_webhook_targets(incident)
+
+
+def _breached(plain):
+    return [
+        incident
+        for incident, found in plain
+        if any(signal.threshold >= deadlines.BREACH for signal in found.announce)
+    ]
 
 
 def _insert_signals(plain, now):
@@ -480,6 +493,8 @@ def _raise(incident, checkpoint, now, *, announce):
     )
     if announce:
         _announce(incident, checkpoint, is_breach)
+        if is_breach:
+            escalation.start_for_breaches([incident], now=now)
     # Integrators hear of a breach recorded when its target is met too: they keep SLA records.
     notify.tell_integrators_of_sla(
         incident,
@@ -534,10 +549,6 @@ def _announcement(incident, checkpoint, is_breach, texts):
         users.append(incident.assignee)
     if incident.assignment_group_id and (is_breach or not incident.assignee_id):
         groups.append(incident.assignment_group)
-    if is_breach and incident.assignment_group_id:
-        team = getattr(incident.assignment_group, "team", None)
-        if team is not None and team.escalation_contact_id:
-            users.append(team.escalation_contact)
     if not users and not groups:
         log.warning("No one to tell about %s on %s", checkpoint, incident.reference)
         return None

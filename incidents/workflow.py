@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext_lazy
 
-from incidents import deadlines, notify, sweep, visibility
+from incidents import deadlines, escalation, notify, sweep, visibility
 from incidents.models import (
     OPEN_STATES,
     EventKind,
@@ -43,6 +43,7 @@ from itsm import rows
 from itsm.actors import as_actor
 from itsm.publishing import public_side_changed
 from notifications.models import EventKind as NotificationKind
+from oncall import workflow as oncall
 from problems import workflow as problem_workflow
 from services.models import CauseKind, Service, ServiceStatus
 from services.workflow import end_impacts, set_impacts
@@ -86,6 +87,7 @@ VERSIONLESS_EVENTS = (EventKind.SLA_WARNING, EventKind.SLA_BREACHED)
 # Which states each action may start from.
 LEGAL_FROM = {
     "acknowledge": {IncidentState.NEW},
+    "acknowledge_page": set(OPEN_STATES),
     "assign": set(OPEN_STATES),
     "change_priority": set(OPEN_STATES),
     "hold": {IncidentState.NEW, IncidentState.ACKNOWLEDGED},
@@ -231,7 +233,9 @@ EVENT_TOUCHES = {
 }
 
 ACTION_TOUCHES = {
-    **dict.fromkeys(["acknowledge", "hold", "resume", "resolve", "close", "reopen"], _STATE),
+    **dict.fromkeys(
+        ["acknowledge", "acknowledge_page", "hold", "resume", "resolve", "close", "reopen"], _STATE
+    ),
     "assign": _ASSIGNMENT,
     "change_priority": _PRIORITY,
     "link_problem": frozenset({"problem"}),
@@ -342,6 +346,7 @@ def _locked_row(pk, matrix_cell=None, prefetch=()):
 
 _ACTION_LABELS = {
     "acknowledge": pgettext_lazy("cannot …", "acknowledge"),
+    "acknowledge_page": pgettext_lazy("cannot …", "acknowledge a page of"),
     "assign": pgettext_lazy("cannot …", "assign"),
     "change_priority": pgettext_lazy("cannot …", "change the priority of"),
     "hold": pgettext_lazy("cannot …", "put on hold"),
@@ -614,6 +619,10 @@ def create_incident(
             },
         )
         deadlines.recompute(incident)
+        if escalation.starts_on_create(incident):
+            escalation.start(
+                incident, reason="created", now=now, urgent=True, service_ids=list(statuses)
+            )
         _write(incident)
         _tell_catalog(incident, at=now, statuses=statuses)
         if assignee is not None or assignment_group is not None:
@@ -644,6 +653,43 @@ def acknowledge(incident, *, actor, expected_version=None, now=None):
             at=now,
             old=IncidentState.NEW,
             new=IncidentState.ACKNOWLEDGED,
+        )
+        escalation.stop(incident, now=now)
+        return _save(incident, sla=True, met_at=now)
+
+
+@_checked("acknowledge_page")
+def acknowledge_page(incident, *, actor, page, now=None):
+    """Acknowledge through a page's one-click link (``oncall.workflow.read_ack_token`` checked
+    it): the link is used (single-use), the escalation stops, and a new incident is
+    acknowledged as by ``acknowledge``; an incident taken already only stops escalating.
+    Raises ``oncall.workflow.LinkRefused`` when the link was used meanwhile."""
+    with transaction.atomic():
+        incident = _lock(incident, None, "acknowledge_page", prefetch=[deadlines.CLOCK])
+        now = _now(now)
+        if not oncall.use_link(page, now=now):
+            raise oncall.LinkRefused(_("This acknowledge link was used already."))
+        note = _("Acknowledged through the page link (level %(level)s, round %(round)s).") % {
+            "level": page.level + 1,
+            "round": page.round + 1,
+        }
+        escalation.stop(incident, now=now)
+        if incident.state != IncidentState.NEW:
+            _event(incident, actor=actor, kind=EventKind.PAGED, at=now, note=note)
+            return _save(incident)
+        incident.state = IncidentState.ACKNOWLEDGED
+        incident.acknowledged_at = now
+        incident.responded_at = incident.responded_at or now
+        if incident.assignee is None and actor.user is not None:
+            incident.assignee = actor.user
+        _event(
+            incident,
+            actor=actor,
+            kind=EventKind.ACKNOWLEDGED,
+            at=now,
+            old=IncidentState.NEW,
+            new=IncidentState.ACKNOWLEDGED,
+            note=note,
         )
         return _save(incident, sla=True, met_at=now)
 
@@ -879,6 +925,7 @@ def resolve(incident, *, actor, code, notes, public_message="", expected_version
         incident.first_resolved_at = incident.first_resolved_at or now
         incident.resolution_code, incident.resolution_notes = code, notes
         incident.hold_reason = ""
+        escalation.stop(incident, now=now)
         _event(
             incident,
             actor=actor,

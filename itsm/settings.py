@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "axes",
     "services",
     "incidents",
+    "oncall",
     "problems",
     "notifications",
     "statuspage",

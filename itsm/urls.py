@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from incidents import paging_views
 from itsm import admin_links, api, health
 
 admin.site.site_header = _("itsm service desk")
@@ -22,6 +23,8 @@ urlpatterns = [
         admin.site.admin_view(admin_links.view_on_site),
         name="view_on_site_scoped",
     ),
+    path("oncall/", include("oncall.urls")),
+    path("oncall/ack/<str:token>/", paging_views.acknowledge, name="oncall-acknowledge"),
     path("admin/", admin.site.urls),
     path("api/v1/me/", api.me, name="api-me"),
     path("api/v1/", include("incidents.api.urls")),

@@ -81,8 +81,12 @@ def test_breach_reaches_assignee_group_and_escalation_contact(incident, agent, t
     assert set(breach.notifications.values_list("address", flat=True)) == {
         agent.email,
         "desk@example.com",
-        boss.email,
     }
+    # The escalation contact is paged by the default escalation policy (issue 21), in the
+    # same sweep, with an acknowledge link.
+    page = staff_events(incident, NotificationKind.ESCALATION).get()
+    assert set(page.notifications.values_list("address", flat=True)) == {boss.email}
+    assert "/oncall/ack/" in page.payload["body"]
 
 
 def test_warning_goes_to_the_group_when_nobody_is_assigned(team, service):
