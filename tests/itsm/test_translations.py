@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ["itsm", "services", "incidents", "problems", "notifications", "statuspage"]
+APPS = ["itsm", "services", "incidents", "oncall", "problems", "notifications", "statuspage"]
 CATALOGUES = [Path("locale/ro/LC_MESSAGES"), Path("notifications/locale/ro/LC_MESSAGES")]
 
 pytestmark = pytest.mark.skipif(shutil.which("msgfmt") is None, reason="needs GNU gettext")
