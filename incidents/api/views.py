@@ -12,7 +12,7 @@ Errors, one shape (``{"detail": …}`` or a message per field): a refused input 
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, filters, status, viewsets
+from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -23,6 +23,7 @@ from incidents.api.filters import IncidentFilter
 from incidents.api.serializers import IncidentSerializer, incidents_to_show
 from incidents.models import Incident
 from itsm.api_auth import ActorPermission, actor_of
+from itsm.api_filters import SearchFilter
 
 
 class IncidentCursor(CursorPagination):
@@ -76,7 +77,7 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
     required_permission = "incidents.view_incident"
     pagination_class = IncidentCursor
     filterset_class = IncidentFilter
-    filter_backends = [DjangoFilterBackend, filters.SearchFilter]
+    filter_backends = [DjangoFilterBackend, SearchFilter]
     search_fields = ["title", "description"]
 
     def get_queryset(self):

@@ -7,13 +7,14 @@ from django.db.models import Count, Prefetch
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, filters, status, viewsets
+from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from itsm.actors import scope_q
 from itsm.api_auth import ActorPermission, actor_of
+from itsm.api_filters import SearchFilter
 from problems import workflow
 from problems.api import serializers as bodies
 from problems.api.filters import ProblemFilter
@@ -70,7 +71,7 @@ class ProblemViewSet(viewsets.ReadOnlyModelViewSet):
     required_permission = "problems.view_problem"
     pagination_class = ProblemCursor
     filterset_class = ProblemFilter
-    filter_backends = [DjangoFilterBackend, filters.SearchFilter]
+    filter_backends = [DjangoFilterBackend, SearchFilter]
     search_fields = ["title"]
 
     def get_queryset(self):

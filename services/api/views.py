@@ -25,6 +25,7 @@ from rest_framework.response import Response
 
 from itsm.actors import subject_ids
 from itsm.api_auth import actor_of
+from itsm.api_filters import SearchFilter
 from services import visibility, workflow
 from services.api import filters as catalog_filters
 from services.api import serializers as bodies
@@ -112,7 +113,7 @@ class CatalogViewSet(viewsets.GenericViewSet):
     shared_rows = True
     permission_classes = [CatalogPermission]
     pagination_class = CatalogPage
-    filter_backends = [DjangoFilterBackend, filters.SearchFilter, filters.OrderingFilter]
+    filter_backends = [DjangoFilterBackend, SearchFilter, filters.OrderingFilter]
     http_method_names = ["get", "post", "patch", "put", "head", "options"]
 
     def get_queryset(self):

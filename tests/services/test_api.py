@@ -604,12 +604,30 @@ def test_the_schema_documents_each_catalog_operation_and_its_errors():
         "maintenance",
     ):
         listing, detail = catalog[f"/api/v1/{resource}/"], catalog[f"/api/v1/{resource}/{{id}}/"]
-        assert set(listing["post"]["responses"]) == {"201", "400", "403"}, resource
-        assert set(detail["patch"]["responses"]) == {"200", "400", "403", "404"}, resource
+        # Besides these, every operation carries the refusals itsm.api_schema adds to all (401,
+        # 429; for a POST the Idempotency-Key answers 409 and 422).
+        assert set(listing["post"]["responses"]) >= {"201", "400", "403"}, resource
+        assert set(detail["patch"]["responses"]) >= {"200", "400", "403", "404"}, resource
         assert "404" in detail["get"]["responses"]
         assert all(op.get("summary") for op in (*listing.values(), *detail.values()))
     for move in ("start", "complete", "cancel"):
         responses = catalog[f"/api/v1/maintenance/{{id}}/{move}/"]["post"]["responses"]
-        assert set(responses) == {"200", "403", "404", "409"}
+        assert set(responses) >= {"200", "403", "404", "409"}
     history = catalog["/api/v1/services/{id}/status-history/"]["get"]
     assert {p["name"] for p in history["parameters"]} == {"id", "cursor", "page_size"}
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["search=a%00b", "organization=a%00b", "language=r%00o", "ordering=na%00me", "page=1%00"],
+)
+@pytest.mark.parametrize("resource", ["contacts", "services", "organizations", "maintenance"])
+def test_a_nul_in_a_list_query_is_a_400_in_the_error_shape(world, resource, query):
+    # schemathesis found GET /api/v1/contacts/ answering a bare list for a NUL in its query.
+    response = caller(["read"]).get(f"/api/v1/{resource}/?{query}")
+    # An unknown value may be ignored (200) or refused (400; a page that is no page 404), never
+    # answered outside the shape.
+    assert response.status_code in (200, 400, 404), response.content
+    assert isinstance(response.json(), dict), response.content
+    if response.status_code == 400 and "search" in query:
+        assert response.json() == {"search": ["Null characters are not allowed."]}
