@@ -15,6 +15,12 @@ from incidents import alert_payloads, visibility
 from itsm.actors import ActorKind
 from services.models import Priority, ServiceStatus
 
+# The statuses an incident (or an alert rule) can cause a service: every one but operational.
+# Its own name in the OpenAPI schema (HurtStatusEnum): as "service_status" it took the name of
+# the service's full status enum, and the service's status was then documented without
+# "operational" (schemathesis found it).
+HURT_STATUS_CHOICES = [c for c in ServiceStatus.choices if c[0] != ServiceStatus.OPERATIONAL]
+
 
 class IncidentState(models.TextChoices):
     NEW = "new", _("New")
@@ -612,7 +618,7 @@ class AlertRule(models.Model):
     service_status = models.CharField(
         _("service status caused"),
         max_length=32,
-        choices=[c for c in ServiceStatus.choices if c[0] != ServiceStatus.OPERATIONAL],
+        choices=HURT_STATUS_CHOICES,
         default=ServiceStatus.PARTIAL_OUTAGE,
     )
     impact = models.PositiveSmallIntegerField(_("impact"), choices=Level.choices, default=2)

@@ -427,6 +427,7 @@ SPECTACULAR_SETTINGS = {
         "ResolutionCodeEnum": "incidents.models.ResolutionCode",
         "PublicStatusEnum": "incidents.models.PublicStatus",
         "ServiceStatusEnum": "services.models.ServiceStatus",
+        "HurtStatusEnum": "incidents.models.HURT_STATUS_CHOICES",
         "MaintenanceStatusEnum": "services.models.MaintenanceStatus",
     },
     # OpenAPI 3.1: its ``webhooks`` document what itsm POSTs to integrators' endpoints.

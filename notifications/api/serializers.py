@@ -26,7 +26,7 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
     """An endpoint as read (from ``WebhookEndpoint.objects.with_last_delivery()``)."""
 
     event_types = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_TYPE_CHOICES))
-    organization = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    organization = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     last_delivery = serializers.SerializerMethodField()
 
     class Meta:

@@ -2,6 +2,7 @@
 
 import django_filters
 
+from itsm.api_filters import UtcIsoDateTimeFilter
 from problems.models import Problem, ProblemState
 
 
@@ -12,7 +13,7 @@ class ProblemFilter(django_filters.FilterSet):
     )
     service = django_filters.CharFilter(method="filter_service", label="service (slug)")
     owner = django_filters.CharFilter(field_name="owner__username", label="owner (username)")
-    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = Problem

@@ -4,6 +4,7 @@ service or organisation by slug, a group, calendar or team by name."""
 import django_filters
 
 from itsm.api_auth import actor_of
+from itsm.api_filters import UtcIsoDateTimeFilter
 from services.models import (
     BusinessCalendar,
     Channel,
@@ -37,7 +38,7 @@ class ServiceFilter(VisibleServiceFilter):
     depends_on = django_filters.CharFilter(
         method="filter_depends_on", label="depends directly on (slug)"
     )
-    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = Service
@@ -98,9 +99,9 @@ class BusinessCalendarFilter(django_filters.FilterSet):
 class MaintenanceFilter(VisibleServiceFilter):
     status = django_filters.MultipleChoiceFilter(choices=MaintenanceStatus.choices)
     service = django_filters.CharFilter(method="filter_service", label="service (slug)")
-    starts_after = django_filters.IsoDateTimeFilter(field_name="scheduled_start", lookup_expr="gte")
-    starts_before = django_filters.IsoDateTimeFilter(field_name="scheduled_start", lookup_expr="lt")
-    ends_after = django_filters.IsoDateTimeFilter(field_name="scheduled_end", lookup_expr="gte")
+    starts_after = UtcIsoDateTimeFilter(field_name="scheduled_start", lookup_expr="gte")
+    starts_before = UtcIsoDateTimeFilter(field_name="scheduled_start", lookup_expr="lt")
+    ends_after = UtcIsoDateTimeFilter(field_name="scheduled_end", lookup_expr="gte")
 
     class Meta:
         model = MaintenanceWindow

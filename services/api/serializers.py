@@ -106,9 +106,11 @@ class RowSerializer(VisibleRowsMixin, serializers.ModelSerializer):
 
 
 class ServiceSerializer(serializers.ModelSerializer):
-    group = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    owner_team = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    default_sla_policy = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    group = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    owner_team = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    default_sla_policy = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, allow_null=True
+    )
     dependencies = serializers.SlugRelatedField(
         slug_field="slug",
         many=True,
@@ -324,7 +326,7 @@ class SlaTargetSerializer(serializers.ModelSerializer):
 
 
 class SlaPolicySerializer(serializers.ModelSerializer):
-    calendar = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    calendar = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     targets = SlaTargetSerializer(many=True, read_only=True)
 
     class Meta:
