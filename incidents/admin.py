@@ -463,6 +463,19 @@ class IncidentAdmin(ReviewActionsMixin, CostColumnsMixin, SafeLookupMixin, admin
 
     # --- reads ---------------------------------------------------------------------------------
 
+    def get_object(self, request, object_id, from_field=None):
+        # The change page's context read the incident already (``change_page_context``, which
+        # runs first): a GET shows that same row instead of reading it twice.
+        kept = getattr(request, "itsm_incident", None)
+        if (
+            kept is not None
+            and request.method == "GET"
+            and from_field is None
+            and str(kept.pk) == str(object_id)
+        ):
+            return kept
+        return super().get_object(request, object_id, from_field)
+
     def get_queryset(self, request):
         # What the person may see (``incidents.visibility``): the list, its count, search,
         # filters, the change and history pages, autocomplete, raw-id popups and ``/admin/r/``

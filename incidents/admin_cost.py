@@ -64,7 +64,7 @@ class CostColumnsMixin:
         cost = self._running_cost(obj)
         if not cost.services:
             return _("No downtime recorded.")
-        names = dict(
+        names = cost.names or dict(
             Service.objects.filter(pk__in=[s.service_id for s in cost.services]).values_list(
                 "pk", "name"
             )

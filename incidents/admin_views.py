@@ -154,6 +154,7 @@ def change_page_context(model_admin, request, object_id, refused=None):
     incident = found.filter(pk=pk).first() if pk is not None else None
     if incident is None:
         return {}
+    request.itsm_incident = incident  # the form shows this row too (IncidentAdmin.get_object)
     now = timezone.now()
     can_work = model_admin.has_work_permission(request, incident)
     refused = refused or {}

@@ -110,6 +110,8 @@ class IncidentCost:
     total: Decimal = ZERO
     per_hour_now: Decimal = ZERO  # how fast it grows at ``now`` (open impacts)
     services: list = field(default_factory=list)  # ServiceCost, the costliest first
+    # {service id: name} of the services involved, read with their rates (for the change page)
+    names: dict = field(default_factory=dict)
 
     @property
     def downtime_seconds(self):
@@ -277,7 +279,7 @@ def running_costs(incidents, *, now=None):
     earliest = min(s.start for spans in impacts.values() for s in spans)
     rate_fields = list(RATE_FIELDS.values())
     statements = [
-        Service.objects.filter(pk__in=involved).order_by().values_list("pk", *rate_fields),
+        Service.objects.filter(pk__in=involved).order_by().values_list("pk", "name", *rate_fields),
         ServiceImpact.objects.filter(cause_kind=CauseKind.MAINTENANCE, service_id__in=involved)
         .overlapping(earliest, now)
         .order_by()
@@ -295,7 +297,8 @@ def running_costs(incidents, *, now=None):
             .values_list("organization_id", "service_id", *rate_fields)
         )
     found = _rows(statements)
-    base = {pk: Rates(*map(_decimal, values)) for pk, *values in found[0]}
+    base = {pk: Rates(*map(_decimal, values)) for pk, _name, *values in found[0]}
+    names = {pk: name for pk, name, *_values in found[0]}
     maintenance = [Span(*row) for row in found[1]]
     contracts = defaultdict(dict)
     for organization_id, service_id, *values in found[2] if organizations else ():
@@ -315,6 +318,7 @@ def running_costs(incidents, *, now=None):
             maintenance=maintenance,
             now=now,
         )
+        result[incident.pk].names = names
     return result
 
 

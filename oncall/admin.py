@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -111,7 +111,11 @@ class ScheduleAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context=extra)
 
     def add_override_view(self, request, object_id):
-        schedule = get_object_or_404(Schedule, pk=object_id)
+        # A hand-typed id ("a\x00b", "²") is a 404 like a missing one, never a 500.
+        pk = object_id if object_id.isascii() and object_id.isdigit() else None
+        if pk is None or len(pk) >= 19:
+            raise Http404
+        schedule = get_object_or_404(Schedule, pk=pk)
         if request.method != "POST" or not self.has_change_permission(request, schedule):
             return HttpResponseRedirect(reverse("admin:oncall_schedule_change", args=[schedule.pk]))
         form = OverrideForm(request.POST)

@@ -318,7 +318,9 @@ def test_changelist_query_count_does_not_grow_with_the_page(admin_client, agent,
     at_10 = changelist_queries(admin_client, monkeypatch, 10)
     at_100 = changelist_queries(admin_client, monkeypatch, 100)
     assert at_10 == at_100
-    assert at_100 <= 10
+    # The list (8), the major-incident banner (1) and the cost column (2 round trips): the C6
+    # target is 15.
+    assert at_100 <= 11
 
 
 def test_filtered_count_is_capped(admin_client, queue, monkeypatch):

@@ -94,6 +94,13 @@ def _listed_title(response, incident):
     return incident.title in response.content.decode()
 
 
+def _listed_or_opened(response, incident):
+    # An exact reference opens the incident (a redirect to its page) for those who may see it.
+    if response.status_code == 302:
+        return response["Location"].endswith(f"/incident/{incident.pk}/change/")
+    return _listed_title(response, incident)
+
+
 def _object_page(response, incident):
     return response.status_code == 200
 
@@ -117,7 +124,10 @@ URLS = {
     "queue, priority filter": ("/admin/incidents/incident/?priority__exact=1", _listed_title),
     "queue, SLA filter": ("/admin/incidents/incident/?sla=due_soon", _listed_title),
     "queue, search by word": ("/admin/incidents/incident/?q=Payroll", _listed_title),
-    "queue, search by reference": ("/admin/incidents/incident/?q={reference}", _listed_title),
+    "queue, search by reference": (
+        "/admin/incidents/incident/?q={reference}",
+        _listed_or_opened,
+    ),
     "raw-id popup": ("/admin/incidents/incident/?_to_field=id&_popup=1", _listed_title),
     "autocomplete": (
         "/admin/autocomplete/?app_label=incidents&model_name=incidentevent"

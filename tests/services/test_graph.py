@@ -119,6 +119,10 @@ def _change_form_data(service, new_dependency_ids):
         "slug": service.slug,
         "description": "",
         "display_order": "0",
+        # The cost of downtime fields, as the form shows them (issue 20).
+        "cost_major_per_hour": "0",
+        "cost_partial_per_hour": "0",
+        "cost_degraded_per_hour": "0",
         "criticality": str(service.criticality),
         "is_public": "on",
         "status": service.status,
